@@ -1,0 +1,30 @@
+"""Provider registration, read by Airflow through the ``apache_airflow_provider`` entry point.
+
+Airflow validates this dict when ``airflow.configuration`` is imported: a bad one breaks every ``airflow``
+command on the machine, so ``tests/test_provider_info.py`` validates it against Airflow's own schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_batch_jobs import __version__
+
+INTEGRATION = "AWS Batch jobs"
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-batch-jobs",
+        "name": "AWS Batch jobs",
+        "description": "Find, wait on and judge AWS Batch jobs by queue, name, definition and creation time.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html",
+                "tags": ["aws"],
+            }
+        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_jobs.hooks.batch_jobs"]}],
+    }

@@ -1,0 +1,287 @@
+"""Typed, read-only views over the service's JobSummary and JobDetail dicts.
+
+Exit codes, reasons and log streams live in different places depending on the job's kind (container, ECS task
+properties, EKS, multi-node); these views find them so that nothing else has to, and turn a job into a small
+JSON-native record for XCom with environment values, secrets and parameters redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from airflow_batch_jobs.query import ACTIVE_STATUSES, TERMINAL_STATUSES
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a job: where it ran, how it ended and where its log is."""
+
+    index: int
+    exit_code: int | None
+    reason: str | None
+    status_reason: str | None
+    started_at: int | None
+    stopped_at: int | None
+    log_stream: str | None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "status_reason": self.status_reason,
+            "started_at": self.started_at,
+            "stopped_at": self.stopped_at,
+            "log_stream": self.log_stream,
+        }
+
+    def describe(self) -> str:
+        parts = [f"attempt {self.index + 1}: exit code {self.exit_code if self.exit_code is not None else '-'}"]
+        if self.reason:
+            parts.append(f"reason {self.reason!r}")
+        if self.status_reason:
+            parts.append(f"status reason {self.status_reason!r}")
+        if self.log_stream:
+            parts.append(f"log {self.log_stream}")
+        return ", ".join(parts)
+
+
+def _containers_outcome(containers: list[Mapping[str, Any]]) -> tuple[int | None, str | None, str | None]:
+    """The decisive (exit code, reason, log stream) among a task's containers: the first non-zero exit code,
+    else the first zero, else the first container with a reason."""
+    decisive = next((c for c in containers if c.get("exitCode") not in (None, 0)), None)
+    decisive = decisive or next((c for c in containers if c.get("exitCode") is not None), None)
+    decisive = decisive or next((c for c in containers if c.get("reason")), None)
+    if decisive is None:
+        return None, None, next((c["logStreamName"] for c in containers if c.get("logStreamName")), None)
+    return decisive.get("exitCode"), decisive.get("reason"), decisive.get("logStreamName")
+
+
+def _attempt_from(index: int, raw: Mapping[str, Any]) -> Attempt:
+    """An Attempt from an ``attempts[]`` or ``eksAttempts[]`` item, whichever shape it has."""
+    if "container" in raw:
+        container = raw["container"] or {}
+        exit_code, reason, log = (
+            container.get("exitCode"),
+            container.get("reason"),
+            container.get("logStreamName"),
+        )
+    elif "taskProperties" in raw:
+        containers = [c for task in raw.get("taskProperties") or [] for c in task.get("containers") or []]
+        exit_code, reason, log = _containers_outcome(containers)
+    else:  # EKS attempt: containers[] plus initContainers[]
+        exit_code, reason, log = _containers_outcome(list(raw.get("containers") or []))
+        log = log or raw.get("podName")
+    return Attempt(
+        index=index,
+        exit_code=exit_code,
+        reason=reason,
+        status_reason=raw.get("statusReason"),
+        started_at=raw.get("startedAt"),
+        stopped_at=raw.get("stoppedAt"),
+        log_stream=log,
+    )
+
+
+class JobView:
+    """A read-only view over one JobSummary (ListJobs) or JobDetail (DescribeJobs) dict."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+
+    def __repr__(self) -> str:
+        return f"JobView({self.job_name!r}, {self.job_id!r}, {self.status})"
+
+    # -- identity and state -------------------------------------------------------------------------------
+    @property
+    def job_id(self) -> str:
+        return str(self.raw["jobId"])
+
+    @property
+    def job_name(self) -> str:
+        return str(self.raw.get("jobName", ""))
+
+    @property
+    def job_arn(self) -> str | None:
+        return self.raw.get("jobArn")
+
+    @property
+    def job_queue(self) -> str | None:
+        return self.raw.get("jobQueue")
+
+    @property
+    def job_definition(self) -> str | None:
+        return self.raw.get("jobDefinition")
+
+    @property
+    def status(self) -> str:
+        return str(self.raw.get("status", ""))
+
+    @property
+    def status_reason(self) -> str | None:
+        return self.raw.get("statusReason")
+
+    @property
+    def created_at(self) -> int | None:
+        return self.raw.get("createdAt")
+
+    @property
+    def started_at(self) -> int | None:
+        return self.raw.get("startedAt")
+
+    @property
+    def stopped_at(self) -> int | None:
+        return self.raw.get("stoppedAt")
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_cancelled(self) -> bool:
+        return bool(self.raw.get("isCancelled"))
+
+    @property
+    def is_terminated(self) -> bool:
+        return bool(self.raw.get("isTerminated"))
+
+    @property
+    def is_detail(self) -> bool:
+        """A DescribeJobs answer (attempts, parameters ...) rather than a ListJobs summary."""
+        return "jobQueue" in self.raw or "attempts" in self.raw
+
+    @property
+    def array_properties(self) -> Mapping[str, Any] | None:
+        return self.raw.get("arrayProperties")
+
+    @property
+    def array_size(self) -> int | None:
+        """The number of children when this is an array parent."""
+        props = self.array_properties or {}
+        return props.get("size")
+
+    @property
+    def array_index(self) -> int | None:
+        props = self.array_properties or {}
+        return props.get("index")
+
+    @property
+    def node_properties(self) -> Mapping[str, Any] | None:
+        return self.raw.get("nodeProperties") or self.raw.get("nodeDetails")
+
+    # -- attempts and outcome -----------------------------------------------------------------------------
+    @cached_property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every try, from ``attempts[]`` or ``eksAttempts[]``; for a summary or a detail without attempts,
+        one synthesized from the job-level container when it says how the job ended."""
+        raw_attempts = self.raw.get("attempts") or self.raw.get("eksAttempts") or []
+        if raw_attempts:
+            return tuple(_attempt_from(i, a) for i, a in enumerate(raw_attempts))
+        container = self.raw.get("container") or {}
+        if container.get("exitCode") is not None or container.get("reason") or container.get("logStreamName"):
+            return (
+                Attempt(
+                    index=0,
+                    exit_code=container.get("exitCode"),
+                    reason=container.get("reason"),
+                    status_reason=self.status_reason,
+                    started_at=self.started_at,
+                    stopped_at=self.stopped_at,
+                    log_stream=container.get("logStreamName"),
+                ),
+            )
+        return ()
+
+    @property
+    def final_exit_code(self) -> int | None:
+        """The exit code of the last attempt (what retries and the verdict judge)."""
+        container = self.raw.get("container") or {}
+        if self.attempts and self.attempts[-1].exit_code is not None:
+            return self.attempts[-1].exit_code
+        return container.get("exitCode")
+
+    @property
+    def final_reason(self) -> str | None:
+        if self.attempts and self.attempts[-1].reason:
+            return self.attempts[-1].reason
+        return (self.raw.get("container") or {}).get("reason")
+
+    @property
+    def log_stream(self) -> str | None:
+        """The last attempt's log stream, else the job-level container's."""
+        for attempt in reversed(self.attempts):
+            if attempt.log_stream:
+                return attempt.log_stream
+        return (self.raw.get("container") or {}).get("logStreamName")
+
+    # -- XCom ---------------------------------------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        """A small JSON-native record (epoch-ms integers, no datetimes, nothing secret)."""
+        return {
+            "job_id": self.job_id,
+            "job_arn": self.job_arn,
+            "job_name": self.job_name,
+            "job_queue": self.job_queue,
+            "job_definition": self.job_definition,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "stopped_at": self.stopped_at,
+            "final_exit_code": self.final_exit_code,
+            "log_stream": self.log_stream,
+            "attempts": [a.to_record() for a in self.attempts],
+            "array_properties": _json_copy(self.array_properties),
+            "node_properties": _json_copy(self.node_properties),
+            "is_cancelled": self.is_cancelled,
+            "is_terminated": self.is_terminated,
+        }
+
+    def redacted_detail(self) -> dict[str, Any]:
+        """The whole dict with environment values, secrets and parameters replaced by ``***``."""
+        return redact(self.raw)
+
+
+def _json_copy(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return redact(value) if value is not None else None
+
+
+_ENV_KEYS = frozenset({"environment", "env"})
+
+
+def redact(value: Any) -> Any:
+    """A deep copy with the values of ``environment``/``env`` entries, ``secrets`` and ``parameters`` hidden.
+
+    Names are kept (they help debugging); values are not. Applied to any nesting the service uses (container,
+    ECS task properties, EKS pod properties, node overrides).
+    """
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in _ENV_KEYS and isinstance(item, list):
+                out[key] = [_redact_entry(e, "value") for e in item]
+            elif key == "secrets" and isinstance(item, list):
+                out[key] = [_redact_entry(e, "valueFrom") for e in item]
+            elif key == "parameters" and isinstance(item, Mapping):
+                out[key] = dict.fromkeys(item, REDACTED)
+            else:
+                out[key] = redact(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+def _redact_entry(entry: Any, value_key: str) -> Any:
+    if isinstance(entry, Mapping):
+        return {k: (REDACTED if k == value_key else redact(v)) for k, v in entry.items()}
+    return REDACTED

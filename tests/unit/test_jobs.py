@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+from airflow_batch_jobs.jobs import REDACTED, JobView, redact
+
+SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+
+
+def _seed_expected_output() -> dict:
+    """The "Expected Output" of the DescribeJobs example in the AWS reference page, parsed as Python."""
+    text = (SEEDS / "describe_jobs.txt").read_text()
+    block = text.split("Expected Output:", 1)[1]
+    block = re.sub(r"'ResponseMetadata': \{.*?\},", "", block, flags=re.S)
+    return ast.literal_eval(block.strip())
+
+
+def test_seed_describe_jobs_example_through_the_view() -> None:
+    (raw,) = _seed_expected_output()["jobs"]
+    job = JobView(raw)
+    assert job.job_id == "24fa2d7a-64c4-49d2-8b47-f8da4fbde8e9"
+    assert job.job_name == "example"
+    assert job.status == "SUCCEEDED" and job.is_terminal and not job.is_active
+    assert job.final_exit_code == 0
+    assert job.job_queue == "arn:aws:batch:us-east-1:012345678910:job-queue/HighPriority"
+    assert [a.exit_code for a in job.attempts] == [0]
+    record = job.to_record()
+    assert record["created_at"] == 1480460782010 and record["stopped_at"] == 1480460880699
+    json.dumps(record)  # JSON-native
+
+
+def test_attempts_in_container_shape_last_attempt_decides() -> None:
+    job = JobView(
+        {
+            "jobId": "j",
+            "jobName": "n",
+            "status": "SUCCEEDED",
+            "attempts": [
+                {
+                    "container": {"exitCode": 137, "reason": "OOM", "logStreamName": "s/1"},
+                    "statusReason": "x",
+                },
+                {"container": {"exitCode": 0, "logStreamName": "s/2"}, "startedAt": 5, "stoppedAt": 9},
+            ],
+            "container": {"exitCode": 0, "logStreamName": "s/2"},
+        }
+    )
+    assert [(a.index, a.exit_code, a.reason) for a in job.attempts] == [(0, 137, "OOM"), (1, 0, None)]
+    assert job.final_exit_code == 0 and job.log_stream == "s/2"
+    assert "exit code 137" in job.attempts[0].describe() and "'OOM'" in job.attempts[0].describe()
+
+
+def test_ecs_task_properties_exit_code_is_the_first_nonzero_container() -> None:
+    job = JobView(
+        {
+            "jobId": "j",
+            "jobName": "n",
+            "status": "FAILED",
+            "attempts": [
+                {
+                    "taskProperties": [
+                        {
+                            "containers": [
+                                {"name": "side", "exitCode": 0, "logStreamName": "side/1"},
+                                {"name": "main", "exitCode": 3, "reason": "bad", "logStreamName": "main/1"},
+                            ]
+                        }
+                    ]
+                }
+            ],
+        }
+    )
+    assert job.final_exit_code == 3 and job.final_reason == "bad" and job.log_stream == "main/1"
+
+
+def test_eks_attempts() -> None:
+    job = JobView(
+        {
+            "jobId": "j",
+            "jobName": "n",
+            "status": "FAILED",
+            "eksAttempts": [{"containers": [{"exitCode": 2, "reason": "Error"}], "podName": "pod-1"}],
+        }
+    )
+    assert job.final_exit_code == 2 and job.log_stream == "pod-1"
+
+
+def test_summary_without_exit_code_has_no_attempts() -> None:
+    job = JobView({"jobId": "j", "jobName": "n", "status": "RUNNING"})
+    assert job.attempts == () and job.final_exit_code is None and job.is_active
+
+
+def test_redaction_hides_environment_secrets_and_parameters_everywhere() -> None:
+    raw = {
+        "jobId": "j",
+        "parameters": {"password": "p4ss"},
+        "container": {
+            "environment": [{"name": "TOKEN", "value": "s3cret"}],
+            "secrets": [{"name": "DB", "valueFrom": "arn:aws:secretsmanager:x"}],
+        },
+        "ecsProperties": {"taskProperties": [{"containers": [{"environment": [{"name": "K", "value": "v1"}]}]}]},
+        "eksProperties": {"podProperties": {"containers": [{"env": [{"name": "E", "value": "v2"}]}]}},
+    }
+    out = redact(raw)
+    text = json.dumps(out)
+    for secret in ("p4ss", "s3cret", "arn:aws:secretsmanager:x", "v1", "v2"):
+        assert secret not in text
+    assert out["container"]["environment"] == [{"name": "TOKEN", "value": REDACTED}]
+    assert out["parameters"] == {"password": REDACTED}
+    assert raw["container"]["environment"][0]["value"] == "s3cret"  # the original is untouched
