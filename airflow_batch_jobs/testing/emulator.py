@@ -1,0 +1,217 @@
+"""BatchEmulator: the local AWS Batch endpoint for tests, demos and users' own DAG tests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from airflow_batch_jobs.testing.clock import Clock, ManualClock, ScaledClock
+from airflow_batch_jobs.testing.faults import Fault, FaultPlan
+from airflow_batch_jobs.testing.model import DEFAULT_RETENTION_S, BatchModel
+from airflow_batch_jobs.testing.outcomes import JobScript, OutcomeRules
+from airflow_batch_jobs.testing.scenario import Scenario
+from airflow_batch_jobs.testing.server import BatchApp
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+    from types import TracebackType
+
+    from werkzeug.serving import BaseWSGIServer
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+class _QuietKeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1 keep-alive (botocore reuses connections) and no access log line per request."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class BatchEmulator:
+    """An in-memory AWS Batch served over HTTP on loopback, with a clock and faults under the caller's control.
+
+    ``with BatchEmulator() as emu:`` starts it on a free port; ``emu.endpoint_url`` goes into a boto3 client or an
+    Airflow ``aws`` connection's ``endpoint_url``. ``speed=None`` (default) gives a manual clock moved by
+    :meth:`advance`; ``speed=10`` runs ten times faster than wall time (demos).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = LOOPBACK,
+        port: int = 0,
+        speed: float | None = None,
+        clock: Clock | None = None,
+        seed: int = 0,
+        region: str = "us-east-1",
+        retention_seconds: float = DEFAULT_RETENTION_S,
+        validate_responses: bool = True,
+        scenario: str | Path | Mapping[str, Any] | None = None,
+    ) -> None:
+        if host != LOOPBACK:
+            warnings.warn(
+                f"BatchEmulator bound to {host}, not {LOOPBACK}: it is reachable from other machines.", stacklevel=2
+            )
+            log.warning("BatchEmulator is binding to %s rather than loopback (%s).", host, LOOPBACK)
+        self.host = host
+        self.port = port
+        self.outcomes = OutcomeRules()
+        self.model = BatchModel(
+            clock=clock or (ScaledClock(speed) if speed else ManualClock()),
+            outcomes=self.outcomes,
+            region=region,
+            retention_seconds=retention_seconds,
+        )
+        self.faults = FaultPlan(seed=seed)
+        self.app = BatchApp(self.model, self.faults, validate_responses=validate_responses)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        if scenario is not None:
+            Scenario.load(scenario).apply(self)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> BatchEmulator:
+        """Start serving; after :meth:`stop`, starts again on the same port with the same state."""
+        if self._server is not None:
+            return self
+        self._server = make_server(
+            self.host, self.port, self.app, threaded=True, request_handler=_QuietKeepAliveHandler
+        )
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="batch-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> BatchEmulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def client(self, **config: Any) -> Any:
+        """A boto3 Batch client for this endpoint (dummy credentials)."""
+        return boto3.client(
+            "batch",
+            endpoint_url=self.endpoint_url,
+            region_name=self.model.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            **config,
+        )
+
+    def airflow_connection(self) -> str:
+        """The JSON for ``AIRFLOW_CONN_<ID>`` that points an ``aws`` connection at this emulator."""
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"region_name": self.model.region, "endpoint_url": self.endpoint_url},
+            }
+        )
+
+    # -- control -------------------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        """Move the emulated clock forward (also works with a scaled clock: a jump on top of wall time)."""
+        self.model.clock.advance(seconds)
+        self.model.run_schedule()
+
+    def now_ms(self) -> int:
+        return self.model.clock.now_ms()
+
+    def inject(
+        self,
+        operation: str,
+        kind: str,
+        *,
+        rate: float | None = None,
+        count: int | None = None,
+        skip: int = 0,
+        seconds: float = 0.0,
+    ) -> Fault:
+        """Fail (or slow) calls of ``operation`` ("*" = all): ``count`` calls after ``skip``, or a ``rate``."""
+        return self.faults.add(Fault(operation, kind, rate=rate, count=count, skip=skip, seconds=seconds))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """Requests received per operation (faulted ones included) since the last :meth:`reset_counters`."""
+        return dict(self.faults.calls)
+
+    def reset_counters(self) -> None:
+        self.faults.reset_counters()
+
+    def add_outcome(
+        self,
+        script: JobScript | Mapping[str, Any],
+        *,
+        name: str | None = None,
+        definition: str | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> None:
+        """Script the jobs matching a name glob / definition name / array indices (first matching rule wins)."""
+        self.outcomes.add(script, name=name, definition=definition, indices=indices)
+
+    def script_job(self, job_id: str, script: JobScript | Mapping[str, Any]) -> None:
+        """Script one submitted job by id (replaces what the rules gave it)."""
+        self.model.script_job(job_id, script if isinstance(script, JobScript) else JobScript.from_dict(script))
+
+    # -- conveniences for tests ----------------------------------------------------------------------------
+    def setup(self, queue: str = "queue", definitions: Sequence[str] = ("jobdef",)) -> None:
+        """A compute environment, a queue and container job definitions, as most tests need."""
+        model = self.model
+        if "ce" not in model.compute_environments:
+            model.create_compute_environment({"computeEnvironmentName": "ce", "type": "MANAGED"})
+        if queue not in model.queues:
+            model.create_job_queue(
+                {
+                    "jobQueueName": queue,
+                    "priority": 1,
+                    "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "ce"}],
+                }
+            )
+        for name in definitions:
+            if name not in model.definitions:
+                model.register_job_definition(
+                    {
+                        "jobDefinitionName": name,
+                        "type": "container",
+                        "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]},
+                    }
+                )
+
+    def submit(self, name: str, queue: str = "queue", definition: str = "jobdef", **request: Any) -> str:
+        """Submit a job directly (no HTTP, no counters); returns its id. ``request`` takes SubmitJob fields."""
+        return str(
+            self.model.submit_job({"jobName": name, "jobQueue": queue, "jobDefinition": definition, **request})["jobId"]
+        )

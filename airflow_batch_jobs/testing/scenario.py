@@ -1,0 +1,140 @@
+"""Scenario files: queues, job definitions, outcome rules and jobs to submit over time, in YAML or JSON.
+
+```yaml
+queues: [nightly]                          # names (a compute environment "ce" is made for them)
+job_definitions:
+  - name: etl                               # container job definition
+    retry_strategy: {attempts: 3, evaluateOnExit: [{onExitCode: "137", action: RETRY}, {onReason: "*", action: EXIT}]}
+  - {name: etl-ecs, kind: ecs}              # kind: container (default) | ecs | eks | multinode (num_nodes: 3)
+outcomes:                                   # first match wins; unmatched jobs succeed
+  - match: {name: "etl-load*"}              # name glob, definition (name glob), indices (array children)
+    attempts: [{exit_code: 137, reason: "OutOfMemoryError: Container killed due to memory usage", duration: 8},
+               {exit_code: 0, duration: 5}]
+  - {match: {name: "etl-stuck"}, stuck_runnable: true}
+submit:                                     # at: seconds after the emulator starts
+  - {at: 0, name: etl-extract, queue: nightly, definition: etl}
+  - {at: 5, name: etl-load, queue: nightly, definition: etl, depends_on: [etl-extract]}
+  - {at: 0, name: fanout, queue: nightly, definition: etl, array_size: 10}
+  - {at: 2, name: etl-part, queue: nightly, definition: etl, count: 3}   # etl-part-0 .. etl-part-2
+```
+
+Other submit keys: ``parameters``, ``environment`` (a mapping, becomes containerOverrides.environment),
+``share_identifier``, ``retry_strategy``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_batch_jobs.testing.emulator import BatchEmulator
+
+_CONTAINER = {"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]}
+_KIND_BODIES: dict[str, dict[str, Any]] = {
+    "container": {"type": "container", "containerProperties": _CONTAINER},
+    "ecs": {
+        "type": "container",
+        "ecsProperties": {
+            "taskProperties": [{"containers": [{"name": "main", "image": "busybox", "essential": True}]}]
+        },
+        "platformCapabilities": ["FARGATE"],
+    },
+    "eks": {
+        "type": "container",
+        "eksProperties": {"podProperties": {"containers": [{"name": "main", "image": "busybox"}]}},
+    },
+}
+
+
+def definition_body(name: str, kind: str = "container", num_nodes: int = 2) -> dict[str, Any]:
+    """A RegisterJobDefinition request for a job definition of the given kind."""
+    if kind == "multinode":
+        return {
+            "jobDefinitionName": name,
+            "type": "multinode",
+            "nodeProperties": {
+                "numNodes": num_nodes,
+                "mainNode": 0,
+                "nodeRangeProperties": [{"targetNodes": "0:", "container": _CONTAINER}],
+            },
+        }
+    if kind not in _KIND_BODIES:
+        raise ValueError(f"job definition {name!r}: kind={kind!r}; use container, ecs, eks or multinode.")
+    return {"jobDefinitionName": name, **_KIND_BODIES[kind]}
+
+
+@dataclass
+class Scenario:
+    data: Mapping[str, Any]
+
+    @classmethod
+    def load(cls, source: str | Path | Mapping[str, Any]) -> Scenario:
+        if isinstance(source, Mapping):
+            return cls(source)
+        path = Path(source)
+        text = path.read_text()
+        if path.suffix == ".json":
+            return cls(json.loads(text))
+        import yaml
+
+        return cls(yaml.safe_load(text) or {})
+
+    def apply(self, emulator: BatchEmulator) -> None:
+        unknown = set(self.data) - {"queues", "job_definitions", "outcomes", "submit"}
+        if unknown:
+            raise ValueError(
+                f"scenario has unknown keys {sorted(unknown)}; use queues, job_definitions, outcomes, submit"
+            )
+        model = emulator.model
+        model.create_compute_environment({"computeEnvironmentName": "ce", "type": "MANAGED"})
+        for queue in self.data.get("queues", []):
+            model.create_job_queue(
+                {
+                    "jobQueueName": queue,
+                    "priority": 1,
+                    "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "ce"}],
+                }
+            )
+        for item in self.data.get("job_definitions", []):
+            body = definition_body(item["name"], item.get("kind", "container"), item.get("num_nodes", 2))
+            if "retry_strategy" in item:
+                body["retryStrategy"] = item["retry_strategy"]
+            model.register_job_definition(body)
+        for rule in self.data.get("outcomes", []):
+            match = rule.get("match", {})
+            script = {k: v for k, v in rule.items() if k != "match"}
+            emulator.add_outcome(
+                script, name=match.get("name"), definition=match.get("definition"), indices=match.get("indices")
+            )
+        start = model.clock.now_ms()
+        for item in self.data.get("submit", []):
+            count = item.get("count")
+            names = [f"{item['name']}-{i}" for i in range(count)] if count else [item["name"]]
+            for name in names:
+                model.schedule(
+                    start + int(float(item.get("at", 0)) * 1000),
+                    _submit_request(name, item),
+                    item.get("depends_on", []),
+                )
+        model.run_schedule()
+
+
+def _submit_request(name: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    req: dict[str, Any] = {"jobName": name, "jobQueue": item["queue"], "jobDefinition": item["definition"]}
+    if item.get("array_size"):
+        req["arrayProperties"] = {"size": int(item["array_size"])}
+    if item.get("parameters"):
+        req["parameters"] = dict(item["parameters"])
+    if item.get("environment"):
+        req["containerOverrides"] = {
+            "environment": [{"name": k, "value": str(v)} for k, v in item["environment"].items()]
+        }
+    if item.get("share_identifier"):
+        req["shareIdentifier"] = item["share_identifier"]
+    if item.get("retry_strategy"):
+        req["retryStrategy"] = item["retry_strategy"]
+    return req
