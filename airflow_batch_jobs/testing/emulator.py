@@ -90,7 +90,9 @@ class BatchEmulator:
             self.host, self.port, self.app, threaded=True, request_handler=_QuietKeepAliveHandler
         )
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="batch-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="batch-emulator", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -83,11 +83,11 @@ class FaultPlan:
             delay = 0.0
             failing = None
             for fault in self._faults:
-                if fault.applies(operation, self._rng):
-                    if fault.kind == "latency":
+                if fault.kind == "latency":
+                    if fault.applies(operation, self._rng):
                         delay += fault.seconds
-                    elif failing is None:
-                        failing = fault
+                elif failing is None and fault.applies(operation, self._rng):
+                    failing = fault  # one failure per call: later faults keep their count
             if failing is not None:
                 self.faulted[operation] += 1
             return delay, failing

@@ -110,9 +110,14 @@ class BatchApp:
             return
         report = self.validator.validate(result, operation.output_shape)
         # botocore marks JobDetail.startedAt required, but the service omits it before a job starts.
-        errors = [e for e in report._errors if not (e[0] == "missing required field" and e[2][0] == "startedAt")]
+        errors = [
+            e for e in report._errors if not (e[0] == "missing required field" and e[2]["required_name"] == "startedAt")
+        ]
         if errors:
-            raise AssertionError(f"emulator answer to {operation.name} breaks the botocore output shape: {errors}")
+            # a 400 (not retried by clients) so that a test fails at once, with the reason
+            raise BatchServiceError(
+                f"emulator answer to {operation.name} breaks the botocore output shape: {errors}", "EmulatorBug"
+            )
 
     # -- control -------------------------------------------------------------------------------------------
     def _control(self, request: Request) -> Response:
