@@ -27,4 +27,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_jobs.hooks.batch_jobs"]}],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_jobs.sensors.batch_jobs"]}],
+        "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_jobs.operators.batch_jobs"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_jobs.triggers.batch_jobs"]}],
     }

@@ -1,0 +1,264 @@
+"""Operators that list, describe and check AWS Batch jobs once, without waiting."""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    BaseOperator,
+)
+
+from airflow_batch_jobs.arguments import (
+    QUERY_FIELDS,
+    BatchJobsArgumentsMixin,
+    build_policy,
+    check_xcom_arguments,
+    finish,
+    is_templated,
+)
+from airflow_batch_jobs.jobs import JobView
+from airflow_batch_jobs.links import EXTRA_LINKS
+from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
+from airflow_batch_jobs.query import ALL_STATUSES, InvalidQueryError, JobQuery
+from airflow_batch_jobs.watch import JobWatch, records, verdict_event
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _records(views: Sequence[JobView], xcom_detail: str) -> list[dict[str, Any]]:
+    out = []
+    for job in views:
+        record = job.to_record()
+        if xcom_detail == "full":
+            record["detail"] = job.redacted_detail()
+        out.append(record)
+    return out
+
+
+class BatchListJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
+    """List the AWS Batch jobs matching a queue and filters; return them as XCom records, newest first.
+
+    ``job_status`` keeps only jobs in these statuses; ``latest`` keeps only the newest N. ``xcom_detail='full'``
+    describes each job (DescribeJobs, 100 ids a call) and adds its redacted detail.
+    """
+
+    template_fields: Sequence[str] = (*QUERY_FIELDS, "job_status")
+
+    def __init__(
+        self,
+        *,
+        job_queue: str | None = None,
+        array_job_id: str | None = None,
+        multi_node_job_id: str | None = None,
+        job_ids: list[str] | str | None = None,
+        job_name: str | None = None,
+        job_definition: str | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        share_identifier: str | None = None,
+        job_status: list[str] | str | None = None,
+        latest: int | None = None,
+        xcom_detail: str = "summary",
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        values = dict(locals())
+        self._set_query_arguments({name: values[name] for name in QUERY_FIELDS})
+        self.job_status = job_status
+        if not is_templated(job_status):
+            _statuses(job_status)
+        if latest is not None and (isinstance(latest, bool) or not isinstance(latest, int) or latest < 1):
+            raise InvalidPolicyError(f"latest={latest!r}: use a whole number >= 1, or None for every job.")
+        check_xcom_arguments(xcom_detail, 1)
+        self.latest = latest
+        self.xcom_detail = xcom_detail
+        self._set_connection_arguments(aws_conn_id, region_name, verify, botocore_config)
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        query = self.build_query()
+        statuses = _statuses(self.job_status)
+        jobs = [j for j in self.hook.find_jobs(query) if not statuses or j.get("status") in statuses]
+        jobs.sort(key=lambda j: (j.get("createdAt") or 0, j["jobId"]), reverse=True)
+        if self.latest is not None:
+            jobs = jobs[: self.latest]
+        if self.xcom_detail == "full" and jobs:
+            jobs = self.hook.describe_jobs([j["jobId"] for j in jobs]).jobs
+        self.log.info("%s: %d matching job(s).", query.describe(), len(jobs))
+        return _records([JobView(j) for j in jobs], self.xcom_detail) if self.xcom_detail != "none" else []
+
+
+class BatchDescribeJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
+    """Describe AWS Batch jobs by id (100 ids a call) and return them as XCom records.
+
+    ``job_ids`` takes a list of ids, or an upstream ``XComArg`` such as a :class:`BatchListJobsOperator`'s output
+    (records with ``job_id``). With ``check=True`` the jobs are judged by the policy arguments, as the check
+    operator does. Ids the service does not know are logged and left out (``fail_on_missing=True`` fails instead).
+    """
+
+    template_fields: Sequence[str] = ("job_ids",)
+
+    def __init__(
+        self,
+        *,
+        job_ids: Any,
+        check: bool = False,
+        fail_on_missing: bool = False,
+        match: str = "all",
+        min_jobs: int = 1,
+        success_exit_codes: list[int] | None = None,
+        skip_exit_codes: list[int] | None = None,
+        max_failed_jobs: int = 0,
+        fail_fast: bool = True,
+        xcom_detail: str = "summary",
+        xcom_max_jobs: int = 1000,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_ids = job_ids
+        if not is_templated(job_ids):
+            ids_from(job_ids)
+        values = dict(locals())
+        self.policy: Policy = build_policy({**values, "include_array_children": False, "runnable_timeout": None})
+        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        self.check = check
+        self.fail_on_missing = fail_on_missing
+        self.xcom_detail = xcom_detail
+        self.xcom_max_jobs = xcom_max_jobs
+        self._set_connection_arguments(aws_conn_id, region_name, verify, botocore_config)
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        ids = ids_from(self.job_ids)
+        if not ids:
+            self.log.info("No job ids to describe.")
+            return []
+        result = self.hook.describe_jobs(ids)
+        if result.missing:
+            message = f"{len(result.missing)} job id(s) unknown to AWS Batch: {', '.join(result.missing[:20])}"
+            if self.fail_on_missing:
+                raise AirflowFailException(message)
+            self.log.warning(message)
+        if not self.check:
+            return _records([JobView(j) for j in result.jobs], self.xcom_detail) if self.xcom_detail != "none" else []
+        watch = JobWatch(JobQuery.build(job_ids=ids), self.policy)
+        watch.absorb(result.jobs)
+        decision = watch.decide(result.jobs)
+        if decision.verdict is Verdict.WAITING:
+            raise AirflowFailException(f"Not finished: {decision.message}.")
+        return finish(self, context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs)) or []
+
+
+class BatchCheckJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
+    """Judge the AWS Batch jobs matching a query once, now, by the same rules as :class:`BatchJobsSensor`.
+
+    Jobs still active (or fewer than ``min_jobs``): ``if_active='fail'`` (default) fails the task, ``'skip'``
+    skips it. A skip exit code skips the task (and what depends on it); failed jobs fail it, with the message.
+    """
+
+    template_fields: Sequence[str] = QUERY_FIELDS
+    operator_extra_links = EXTRA_LINKS
+
+    def __init__(
+        self,
+        *,
+        job_queue: str | None = None,
+        array_job_id: str | None = None,
+        multi_node_job_id: str | None = None,
+        job_ids: list[str] | str | None = None,
+        job_name: str | None = None,
+        job_definition: str | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        share_identifier: str | None = None,
+        match: str = "all",
+        min_jobs: int = 1,
+        success_exit_codes: list[int] | None = None,
+        skip_exit_codes: list[int] | None = None,
+        max_failed_jobs: int = 0,
+        fail_fast: bool = True,
+        include_array_children: bool = False,
+        if_active: str = "fail",
+        xcom_detail: str = "summary",
+        xcom_max_jobs: int = 1000,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        values = dict(locals())
+        self._set_query_arguments({name: values[name] for name in QUERY_FIELDS})
+        self.policy: Policy = build_policy({**values, "runnable_timeout": None})
+        if if_active not in ("fail", "skip"):
+            raise InvalidPolicyError(f"if_active={if_active!r}: use 'fail' or 'skip'.")
+        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        self.if_active = if_active
+        self.xcom_detail = xcom_detail
+        self.xcom_max_jobs = xcom_max_jobs
+        self._set_connection_arguments(aws_conn_id, region_name, verify, botocore_config)
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        watch = JobWatch(self.build_query(), self.policy)
+        try:
+            decision = watch.poll(self.hook)
+        except Exception as err:
+            raise AirflowException(f"Could not read the jobs from AWS Batch: {err}") from err
+        self.log.info(watch.progress(decision))
+        if decision.verdict is Verdict.WAITING:
+            message = f"Not decided yet: {decision.message}."
+            if self.do_xcom_push and self.xcom_detail != "none":
+                context["ti"].xcom_push(
+                    key="return_value", value=records(decision, self.xcom_detail, self.xcom_max_jobs)[0]
+                )
+            if self.if_active == "skip":
+                raise AirflowSkipException(message)
+            raise AirflowFailException(message)
+        return finish(self, context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs)) or []
+
+
+def _statuses(job_status: list[str] | str | None) -> list[str]:
+    if job_status is None or job_status == "":
+        return []
+    statuses = [job_status] if isinstance(job_status, str) else list(job_status)
+    unknown = [s for s in statuses if s not in ALL_STATUSES]
+    if unknown:
+        raise InvalidQueryError(f"job_status contains {unknown}: use any of {', '.join(ALL_STATUSES)}.")
+    return statuses
+
+
+def ids_from(value: Any) -> list[str]:
+    """Job ids from a list of ids, a list of records (``job_id`` / ``jobId``), or their rendered string form."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = ast.literal_eval(text)
+        else:
+            value = [text]
+    if isinstance(value, dict):
+        value = [value]
+    ids = []
+    for item in value:
+        job_id = item.get("job_id") or item.get("jobId") if isinstance(item, dict) else item
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidQueryError(f"job_ids contains {item!r}: give job ids or records with a 'job_id'.")
+        ids.append(job_id)
+    return list(dict.fromkeys(ids))

@@ -1,0 +1,206 @@
+"""The verdict: from the jobs seen and a policy to WAITING, SUCCESS, SKIP or FAILURE, with a message a person can act
+on. Pure (no I/O), so the sensor, the trigger and the check operator judge exactly alike."""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_batch_jobs.query import ALL_STATUSES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from airflow_batch_jobs.jobs import JobView
+
+MAX_JOBS_IN_MESSAGE = 20
+
+
+class InvalidPolicyError(ValueError):
+    """A policy argument that cannot work. The message names the argument and the fix."""
+
+
+class Verdict(enum.StrEnum):
+    WAITING = "waiting"
+    SUCCESS = "success"
+    SKIP = "skip"
+    FAILURE = "failure"
+
+
+def _exit_codes(value: Iterable[Any] | None, argument: str) -> frozenset[int]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, int | str):
+        value = [value]
+    codes = set()
+    for code in value:
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
+            raise InvalidPolicyError(f"{argument} contains {code!r}: exit codes are whole numbers from 0 to 255.")
+        codes.add(code)
+    return frozenset(codes)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a set of jobs is judged. Build it with :meth:`build`, which checks every argument."""
+
+    match: str = "all"
+    min_jobs: int = 1
+    success_exit_codes: frozenset[int] = frozenset()
+    skip_exit_codes: frozenset[int] = frozenset()
+    max_failed_jobs: int = 0
+    fail_fast: bool = True
+    include_array_children: bool = False
+    runnable_timeout: float | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        match: str = "all",
+        min_jobs: int = 1,
+        success_exit_codes: Iterable[int] | None = None,
+        skip_exit_codes: Iterable[int] | None = None,
+        max_failed_jobs: int = 0,
+        fail_fast: bool = True,
+        include_array_children: bool = False,
+        runnable_timeout: float | Any | None = None,
+    ) -> Policy:
+        if match not in ("all", "latest"):
+            raise InvalidPolicyError(f"match={match!r}: use 'all' (every matching job) or 'latest' (the newest one).")
+        for argument, value in (("min_jobs", min_jobs), ("max_failed_jobs", max_failed_jobs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidPolicyError(f"{argument}={value!r}: use a whole number >= 0.")
+        success = _exit_codes(success_exit_codes, "success_exit_codes")
+        skip = _exit_codes(skip_exit_codes, "skip_exit_codes")
+        if success & skip:
+            raise InvalidPolicyError(
+                f"exit codes {sorted(success & skip)} are in both success_exit_codes and skip_exit_codes; "
+                "give each code one meaning."
+            )
+        timeout = runnable_timeout.total_seconds() if isinstance(runnable_timeout, timedelta) else runnable_timeout
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidPolicyError(
+                f"runnable_timeout={runnable_timeout!r}: use a positive number of seconds or a timedelta."
+            )
+        return cls(
+            match, min_jobs, success, skip, max_failed_jobs, bool(fail_fast), bool(include_array_children), timeout
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "match": self.match,
+            "min_jobs": self.min_jobs,
+            "success_exit_codes": sorted(self.success_exit_codes),
+            "skip_exit_codes": sorted(self.skip_exit_codes),
+            "max_failed_jobs": self.max_failed_jobs,
+            "fail_fast": self.fail_fast,
+            "include_array_children": self.include_array_children,
+            "runnable_timeout": self.runnable_timeout,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+        return cls.build(**data)
+
+    def outcome(self, job: JobView) -> str:
+        """'success', 'skip' or 'failure' for a finished job."""
+        code = job.final_exit_code
+        if code is not None and code in self.skip_exit_codes:
+            return "skip"
+        if job.status == "SUCCEEDED" or (code is not None and code in self.success_exit_codes):
+            return "success"
+        return "failure"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    message: str
+    jobs: Sequence[JobView] = ()
+    failed: Sequence[JobView] = ()
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+def status_counts(jobs: Iterable[JobView]) -> dict[str, int]:
+    counts = Counter(job.status for job in jobs)
+    return {status: counts[status] for status in ALL_STATUSES if counts[status]}
+
+
+def judge(
+    jobs: Sequence[JobView], policy: Policy, *, now_ms: int, runnable_since: Mapping[str, int] | None = None
+) -> Decision:
+    """The verdict on ``jobs`` (already matched, array children expanded, 'latest' applied by the caller).
+
+    ``runnable_since`` maps job ids to when they were first seen RUNNABLE (for ``runnable_timeout``).
+    """
+    counts = status_counts(jobs)
+    finished = [job for job in jobs if job.is_terminal]
+    outcomes = {job.job_id: policy.outcome(job) for job in finished}
+    failed = [job for job in finished if outcomes[job.job_id] == "failure"]
+    skipped = [job for job in finished if outcomes[job.job_id] == "skip"]
+    active = [job for job in jobs if not job.is_terminal]
+    too_many_failed = len(failed) > policy.max_failed_jobs
+
+    if policy.runnable_timeout is not None and runnable_since:
+        limit_ms = policy.runnable_timeout * 1000
+        stuck = [
+            j for j in active if j.status == "RUNNABLE" and now_ms - runnable_since.get(j.job_id, now_ms) > limit_ms
+        ]
+        if stuck:
+            return Decision(Verdict.FAILURE, _stuck_message(stuck, policy.runnable_timeout), jobs, stuck, counts)
+    if too_many_failed and (policy.fail_fast or not active):
+        return Decision(Verdict.FAILURE, failure_message(failed, len(jobs), policy), jobs, failed, counts)
+    if len(jobs) < policy.min_jobs:
+        return Decision(
+            Verdict.WAITING, f"{len(jobs)} of at least {policy.min_jobs} job(s) found", jobs, failed, counts
+        )
+    if active:
+        return Decision(Verdict.WAITING, f"{len(active)} of {len(jobs)} job(s) still active", jobs, failed, counts)
+    if skipped:
+        names = ", ".join(
+            f"{j.job_name} ({j.job_id}) exit code {j.final_exit_code}" for j in skipped[:MAX_JOBS_IN_MESSAGE]
+        )
+        return Decision(
+            Verdict.SKIP, f"{len(skipped)} job(s) ended with a skip exit code: {names}", jobs, failed, counts
+        )
+    tolerated = f", {len(failed)} failure(s) tolerated" if failed else ""
+    return Decision(Verdict.SUCCESS, f"all {len(jobs)} job(s) finished{tolerated}", jobs, failed, counts)
+
+
+def describe_job(job: JobView) -> str:
+    """One failed job as a person needs it: name, id, status and reason, each attempt, the log stream."""
+    lines = [f"- {job.job_name} ({job.job_id}): {job.status}"]
+    if job.status_reason:
+        lines[0] += f", status reason {job.status_reason!r}"
+    if job.is_cancelled or job.is_terminated:
+        lines[0] += " (cancelled)" if job.is_cancelled else " (terminated)"
+    if job.attempts:
+        lines.extend(f"    {attempt.describe()}" for attempt in job.attempts)
+    else:
+        lines.append("    no attempt ran")
+    return "\n".join(lines)
+
+
+def failure_message(failed: Sequence[JobView], total: int, policy: Policy) -> str:
+    header = f"{len(failed)} of {total} AWS Batch job(s) failed (tolerated: {policy.max_failed_jobs})."
+    body = [describe_job(job) for job in failed[:MAX_JOBS_IN_MESSAGE]]
+    if len(failed) > MAX_JOBS_IN_MESSAGE:
+        body.append(f"... and {len(failed) - MAX_JOBS_IN_MESSAGE} more failed job(s).")
+    return "\n".join([header, *body])
+
+
+def _stuck_message(stuck: Sequence[JobView], timeout: float) -> str:
+    lines = [
+        f"{len(stuck)} job(s) stayed RUNNABLE for more than {timeout:g} s. The compute environment cannot place "
+        "them: check its capacity (max vCPUs, instance types, Spot availability) and that the job's vCPU/memory/GPU "
+        "requirements fit it."
+    ]
+    lines.extend(
+        f"- {j.job_name} ({j.job_id}): status reason {j.status_reason or 'none given'!r}"
+        for j in stuck[:MAX_JOBS_IN_MESSAGE]
+    )
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""BatchJobsSensor: wait until the AWS Batch jobs matching a query have finished, and judge them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseSensorOperator, PokeReturnValue
+
+from airflow_batch_jobs.arguments import (
+    QUERY_FIELDS,
+    BatchJobsArgumentsMixin,
+    build_policy,
+    check_xcom_arguments,
+    finish,
+)
+from airflow_batch_jobs.links import EXTRA_LINKS
+from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
+from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+from airflow_batch_jobs.watch import JobWatch, is_transient, verdict_event
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
+    """Wait for the AWS Batch jobs matching a queue and filters to finish; succeed, skip or fail on their exit codes.
+
+    Selector (exactly one): ``job_queue``, ``array_job_id``, ``multi_node_job_id`` or ``job_ids``. Filters:
+    ``job_name`` (case-insensitive, ``*`` suffix = prefix), ``job_definition``, ``created_after`` /
+    ``created_before``, ``share_identifier``. Policy: ``match`` ('all' | 'latest'), ``min_jobs``,
+    ``success_exit_codes``, ``skip_exit_codes``, ``max_failed_jobs``, ``fail_fast``, ``include_array_children``,
+    ``runnable_timeout``. Pushes one record per job (``xcom_detail``: 'summary' | 'full' | 'none'), at most
+    ``xcom_max_jobs``, failed jobs first. ``deferrable=True`` waits in the triggerer.
+
+    Each poll costs about one ListJobs page per 100 matching jobs, plus one DescribeJobs per 100 jobs that
+    finished since the last poll. A poll that hits throttling, a 5xx or a dropped connection gives no verdict; after
+    ``max_poll_errors`` such polls in a row the task fails with the last error.
+    """
+
+    template_fields: Sequence[str] = QUERY_FIELDS
+    operator_extra_links = EXTRA_LINKS
+    ui_color = "#f5c28c"
+
+    def __init__(
+        self,
+        *,
+        job_queue: str | None = None,
+        array_job_id: str | None = None,
+        multi_node_job_id: str | None = None,
+        job_ids: list[str] | str | None = None,
+        job_name: str | None = None,
+        job_definition: str | None = None,
+        created_after: Any = None,
+        created_before: Any = None,
+        share_identifier: str | None = None,
+        match: str = "all",
+        min_jobs: int = 1,
+        success_exit_codes: list[int] | None = None,
+        skip_exit_codes: list[int] | None = None,
+        max_failed_jobs: int = 0,
+        fail_fast: bool = True,
+        include_array_children: bool = False,
+        runnable_timeout: float | timedelta | None = None,
+        xcom_detail: str = "summary",
+        xcom_max_jobs: int = 1000,
+        max_poll_errors: int = 5,
+        deferrable: bool = False,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        values = dict(locals())
+        self._set_query_arguments({name: values[name] for name in QUERY_FIELDS})
+        self.policy: Policy = build_policy(values)
+        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        if isinstance(max_poll_errors, bool) or not isinstance(max_poll_errors, int) or max_poll_errors < 1:
+            raise InvalidPolicyError(f"max_poll_errors={max_poll_errors!r}: use a whole number >= 1.")
+        if self.poke_interval <= 0:
+            raise InvalidPolicyError(f"poke_interval={self.poke_interval!r}: use a positive number of seconds.")
+        if self.timeout <= 0:
+            raise InvalidPolicyError(f"timeout={self.timeout!r}: use a positive number of seconds.")
+        self.xcom_detail = xcom_detail
+        self.xcom_max_jobs = xcom_max_jobs
+        self.max_poll_errors = max_poll_errors
+        self.deferrable = deferrable
+        self._set_connection_arguments(aws_conn_id, region_name, verify, botocore_config)
+        self._watch: JobWatch | None = None
+        self._poll_errors = 0
+
+    @property
+    def watch(self) -> JobWatch:
+        """Built on first use, after rendering; kept across pokes (finished jobs are described once)."""
+        if self._watch is None:
+            self._watch = JobWatch(self.build_query(), self.policy)
+        return self._watch
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        outcome = self.poke(context)  # decide once before deferring: nothing to wait for if it is over
+        if outcome:
+            return outcome.xcom_value if isinstance(outcome, PokeReturnValue) else None
+        self.defer(
+            trigger=BatchJobsTrigger(
+                query=self.watch.query.to_dict(),
+                policy=self.policy.to_dict(),
+                poll_interval=float(self.poke_interval),
+                max_poll_errors=self.max_poll_errors,
+                xcom_detail=self.xcom_detail,
+                xcom_max_jobs=self.xcom_max_jobs,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Any) -> bool | PokeReturnValue:
+        try:
+            decision = self.watch.poll(self.hook)
+        except Exception as err:
+            if not is_transient(err):
+                raise AirflowFailException(f"AWS Batch rejected the request: {err}") from err
+            self._poll_errors += 1
+            if self._poll_errors >= self.max_poll_errors:
+                raise AirflowFailException(f"{self._poll_errors} polls in a row failed; last error: {err}") from err
+            self.log.warning("Poll failed (%s); no verdict, asking again at the next poke.", err)
+            return False
+        self._poll_errors = 0
+        self.log.info(self.watch.progress(decision))
+        if decision.verdict is Verdict.WAITING:
+            return False
+        records = finish(self, context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
+        return PokeReturnValue(is_done=True, xcom_value=records if self.xcom_detail != "none" else None)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        if not event:
+            raise AirflowFailException("The trigger ended without an event.")
+        records = finish(self, context, event)
+        return records if self.xcom_detail != "none" else None

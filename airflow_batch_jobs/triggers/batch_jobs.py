@@ -1,0 +1,109 @@
+"""BatchJobsTrigger: the deferrable sensor's wait, polled asynchronously in the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
+from airflow_batch_jobs.policy import Policy, Verdict
+from airflow_batch_jobs.query import JobQuery
+from airflow_batch_jobs.watch import JobWatch, is_transient, verdict_event
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+# Backoff after a failed poll: poll_interval * 2**errors, at most this, with +-20 % jitter.
+MAX_BACKOFF_SECONDS = 600.0
+
+
+def backoff_seconds(poll_interval: float, errors: int) -> float:
+    return min(poll_interval * 2**errors, MAX_BACKOFF_SECONDS) * random.uniform(0.8, 1.2)
+
+
+class BatchJobsTrigger(BaseTrigger):
+    """Poll ListJobs/DescribeJobs for ``query`` until ``policy`` gives a verdict; yield it as one event.
+
+    Everything it needs is in its kwargs (JSON-native), so the triggerer can rebuild it after a restart.
+    The event is ``{"status": "success" | "skip" | "failure" | "error", "message", "records", "cut"}``.
+    """
+
+    def __init__(
+        self,
+        *,
+        query: dict[str, Any],
+        policy: dict[str, Any],
+        poll_interval: float = 60.0,
+        max_poll_errors: int = 5,
+        xcom_detail: str = "summary",
+        xcom_max_jobs: int = 1000,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.query = query
+        self.policy = policy
+        self.poll_interval = poll_interval
+        self.max_poll_errors = max_poll_errors
+        self.xcom_detail = xcom_detail
+        self.xcom_max_jobs = xcom_max_jobs
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "query": self.query,
+                "policy": self.policy,
+                "poll_interval": self.poll_interval,
+                "max_poll_errors": self.max_poll_errors,
+                "xcom_detail": self.xcom_detail,
+                "xcom_max_jobs": self.xcom_max_jobs,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+            },
+        )
+
+    def hook(self) -> BatchJobsHook:
+        return BatchJobsHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self.hook()
+        watch = JobWatch(JobQuery.from_dict(self.query), Policy.from_dict(self.policy))
+        errors = 0
+        async with await hook.get_async_conn() as client:
+            while True:
+                try:
+                    decision = await watch.apoll(hook, client)
+                except Exception as err:
+                    if not is_transient(err):
+                        yield TriggerEvent({"status": "error", "message": f"AWS Batch rejected the request: {err}"})
+                        return
+                    errors += 1
+                    if errors >= self.max_poll_errors:
+                        yield TriggerEvent(
+                            {"status": "error", "message": f"{errors} polls in a row failed; last error: {err}"}
+                        )
+                        return
+                    delay = backoff_seconds(self.poll_interval, errors)
+                    self.log.warning("Poll failed (%s); no verdict, asking again in %.1f s.", err, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                errors = 0
+                self.log.info(watch.progress(decision))
+                if decision.verdict is not Verdict.WAITING:
+                    yield TriggerEvent(verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
+                    return
+                await asyncio.sleep(self.poll_interval)

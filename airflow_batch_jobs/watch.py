@@ -1,0 +1,191 @@
+"""One poll of a wait: list (paginated) -> match -> describe newly finished jobs in chunks of 100 -> verdict.
+
+A :class:`JobWatch` keeps what it learned between polls: the details of finished jobs (each described once),
+when each job was first seen RUNNABLE, and which ids it has already seen (for "N new since last poll").
+The sync path (sensor, check operator) and the async path (trigger) share every step but the I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from airflow_batch_jobs.jobs import JobView
+from airflow_batch_jobs.policy import Decision, Policy, judge
+from airflow_batch_jobs.query import JobQuery
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
+
+XCOM_DETAILS = ("summary", "full", "none")
+
+# Error codes that mean "ask again later", not "the answer is no".
+TRANSIENT_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "ServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+class IncompleteListingError(Exception):
+    """A listing that cannot be complete (e.g. fewer array children than the parent's size): no verdict."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Throttling, 5xx, dropped connections and incomplete listings are retried; anything else is final."""
+    if isinstance(error, IncompleteListingError):
+        return True
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(error, BotoCoreError)  # connection closed / timed out / endpoint unreachable
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JobWatch:
+    """The state of one wait across polls."""
+
+    def __init__(self, query: JobQuery, policy: Policy, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.query = query
+        self.policy = policy
+        self.clock = clock
+        self.details: dict[str, dict[str, Any]] = {}
+        self.runnable_since: dict[str, int] = {}
+        self.seen: set[str] = set()
+        self.new_since_last_poll = 0
+
+    # -- steps shared by sync and async --------------------------------------------------------------------
+    def narrow(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Apply ``match='latest'``: only the newest matching job."""
+        if self.policy.match == "latest" and summaries:
+            return [max(summaries, key=lambda j: (j.get("createdAt") or 0, j["jobId"]))]
+        return summaries
+
+    def array_parents(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The array parents whose children replace them (``include_array_children``)."""
+        if not self.policy.include_array_children:
+            return []
+        return [j for j in summaries if (j.get("arrayProperties") or {}).get("size")]
+
+    @staticmethod
+    def check_children(parent: dict[str, Any], children: list[dict[str, Any]]) -> None:
+        """The parent's size is a free completeness check: every child must be seen once it has children."""
+        size = parent["arrayProperties"]["size"]
+        if parent.get("status") != "SUBMITTED" and len(children) < size:
+            raise IncompleteListingError(
+                f"saw {len(children)} of {size} children of array job {parent['jobId']}; asking again"
+            )
+
+    def expand(
+        self, summaries: list[dict[str, Any]], children: dict[str, list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for job in summaries:
+            kids = children.get(job["jobId"])
+            out.extend(kids if kids else [job])
+        return out
+
+    def to_describe(self, jobs: list[dict[str, Any]]) -> list[str]:
+        """Finished jobs not yet described: each is described once over the whole wait."""
+        return [
+            j["jobId"] for j in jobs if j.get("status") in ("SUCCEEDED", "FAILED") and j["jobId"] not in self.details
+        ]
+
+    def absorb(self, details: Sequence[dict[str, Any]]) -> None:
+        for detail in details:
+            self.details[detail["jobId"]] = detail
+
+    def decide(self, jobs: list[dict[str, Any]]) -> Decision:
+        now = self.clock()
+        ids = {j["jobId"] for j in jobs}
+        self.new_since_last_poll = len(ids - self.seen)
+        self.seen |= ids
+        for job in jobs:
+            if job.get("status") == "RUNNABLE":
+                self.runnable_since.setdefault(job["jobId"], now)
+            else:
+                self.runnable_since.pop(job["jobId"], None)
+        views = [JobView(self.details.get(j["jobId"], j)) for j in jobs]
+        return judge(views, self.policy, now_ms=now, runnable_since=self.runnable_since)
+
+    def progress(self, decision: Decision) -> str:
+        """e.g. ``nightly-etl-*: 37 jobs — 20 SUCCEEDED, 2 FAILED, 15 RUNNING (3 new since last poll)``."""
+        counts = ", ".join(f"{n} {status}" for status, n in decision.counts.items()) or "none yet"
+        return (
+            f"{self.query.describe()}: {len(decision.jobs)} jobs — {counts} "
+            f"({self.new_since_last_poll} new since last poll)"
+        )
+
+    # -- sync ----------------------------------------------------------------------------------------------
+    def poll(self, hook: BatchJobsHook) -> Decision:
+        jobs = self.narrow(hook.find_jobs(self.query))
+        children: dict[str, list[dict[str, Any]]] = {}
+        for parent in self.array_parents(jobs):
+            kids = hook.find_jobs(JobQuery.build(array_job_id=parent["jobId"]))
+            self.check_children(parent, kids)
+            children[parent["jobId"]] = kids
+        jobs = self.expand(jobs, children)
+        pending = self.to_describe(jobs)
+        if pending:
+            self.absorb(hook.describe_jobs(pending).jobs)
+        return self.decide(jobs)
+
+    # -- async ---------------------------------------------------------------------------------------------
+    async def apoll(self, hook: BatchJobsHook, client: Any) -> Decision:
+        jobs = self.narrow(await hook.afind_jobs(client, self.query))
+        children: dict[str, list[dict[str, Any]]] = {}
+        for parent in self.array_parents(jobs):
+            kids = await hook.afind_jobs(client, JobQuery.build(array_job_id=parent["jobId"]))
+            self.check_children(parent, kids)
+            children[parent["jobId"]] = kids
+        jobs = self.expand(jobs, children)
+        pending = self.to_describe(jobs)
+        if pending:
+            self.absorb((await hook.adescribe_jobs(client, pending)).jobs)
+        return self.decide(jobs)
+
+
+def records(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> tuple[list[dict[str, Any]], int]:
+    """XCom records for a decision, failed jobs first, at most ``xcom_max_jobs``; and how many were cut."""
+    if xcom_detail == "none":
+        return [], 0
+    failed_ids = {j.job_id for j in decision.failed}
+    ordered = sorted(decision.jobs, key=lambda j: j.job_id not in failed_ids)
+    kept = ordered[:xcom_max_jobs]
+    out = []
+    for job in kept:
+        record = job.to_record()
+        if xcom_detail == "full":
+            record["detail"] = job.redacted_detail()
+        out.append(record)
+    return out, len(ordered) - len(kept)
+
+
+def verdict_event(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> dict[str, Any]:
+    """The payload a trigger yields and ``execute_complete`` reads (JSON-native)."""
+    recs, cut = records(decision, xcom_detail, xcom_max_jobs)
+    return {
+        "status": decision.verdict.value,
+        "message": decision.message,
+        "records": recs,
+        "cut": cut,
+        "failed": len(decision.failed),
+    }
