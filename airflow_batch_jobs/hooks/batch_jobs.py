@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
 
+from airflow_batch_jobs import log_redaction
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
@@ -80,6 +82,7 @@ class BatchJobsHook(AwsBaseHook):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["client_type"] = "batch"
         super().__init__(*args, **kwargs)
+        log_redaction.install()
 
     @property
     def config(self) -> Config:

@@ -122,8 +122,9 @@ class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
         )
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
+        watch = self.watch  # the rendered arguments are checked here, before any AWS call
         try:
-            decision = self.watch.poll(self.hook)
+            decision = watch.poll(self.hook)
         except Exception as err:
             if not is_transient(err):
                 raise AirflowFailException(f"AWS Batch rejected the request: {err}") from err
@@ -133,7 +134,7 @@ class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
             self.log.warning("Poll failed (%s); no verdict, asking again at the next poke.", err)
             return False
         self._poll_errors = 0
-        self.log.info(self.watch.progress(decision))
+        self.log.info(watch.progress(decision))
         if decision.verdict is Verdict.WAITING:
             return False
         records = finish(self, context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))

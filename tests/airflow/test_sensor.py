@@ -1,0 +1,263 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
+
+from airflow_batch_jobs.query import InvalidQueryError
+from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
+from airflow_batch_jobs.testing import BatchEmulator
+from airflow_batch_jobs.testing.scenario import definition_body
+from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+
+from .conftest import poke_until_done
+
+OOM = "OutOfMemoryError: Container killed due to memory usage"
+
+
+def sensor(**kwargs: Any) -> BatchJobsSensor:
+    kwargs.setdefault("job_queue", "queue")
+    return BatchJobsSensor(task_id="wait", poke_interval=5, **kwargs)
+
+
+def test_success_returns_a_record_per_job(emu: BatchEmulator, context: dict) -> None:
+    ids = [emu.submit(f"etl-{i}") for i in range(3)]
+    emu.submit("other")
+    result, pokes = poke_until_done(sensor(job_name="ETL-*"), context, emu)
+    assert pokes > 1
+    assert sorted(r["job_id"] for r in result.xcom_value) == sorted(ids)
+    record = result.xcom_value[0]
+    assert record["status"] == "SUCCEEDED" and record["final_exit_code"] == 0
+    assert record["attempts"][0]["log_stream"].startswith("jobdef/default/")
+    json.dumps(result.xcom_value)
+
+
+def test_failure_message_names_job_attempts_exit_codes_and_log(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome(
+        {"attempts": [{"exit_code": 137, "reason": OOM}, {"exit_code": 1, "reason": "boom"}]}, name="etl-load"
+    )
+    emu.submit("etl-extract")
+    job = emu.submit("etl-load", retryStrategy={"attempts": 2})
+    with pytest.raises(AirflowFailException) as err:
+        poke_until_done(sensor(job_name="etl-*"), context, emu)
+    message = str(err.value)
+    assert "1 of 2 AWS Batch job(s) failed" in message
+    assert f"etl-load ({job}): FAILED" in message
+    assert "attempt 1: exit code 137" in message and OOM in message
+    assert "attempt 2: exit code 1" in message and "'boom'" in message
+    assert "log jobdef/default/" in message
+    assert [r["job_id"] for r in context["ti"].pushed["return_value"]][0] == job  # failed first
+
+
+def test_skip_and_success_exit_codes(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 3}]}, name="nodata")
+    emu.add_outcome({"attempts": [{"exit_code": 4}]}, name="partial")
+    emu.submit("nodata")
+    emu.submit("partial")
+    with pytest.raises(AirflowSkipException, match="exit code 3"):
+        poke_until_done(sensor(skip_exit_codes=[3], success_exit_codes=[4]), context, emu)
+    result, _ = poke_until_done(sensor(job_name="partial", success_exit_codes=[4]), context, emu)
+    assert result.xcom_value[0]["status"] == "FAILED" and result.xcom_value[0]["final_exit_code"] == 4
+
+
+def test_latest_vs_all(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 1}]}, name="nightly", definition="jobdef")
+    emu.submit("nightly")  # fails
+    emu.advance(60)
+    emu.setup(definitions=("fixed",))
+    newest = emu.submit("nightly", definition="fixed")  # succeeds
+    result, _ = poke_until_done(sensor(job_name="nightly", match="latest"), context, emu)
+    assert [r["job_id"] for r in result.xcom_value] == [newest]
+    with pytest.raises(AirflowFailException):
+        poke_until_done(sensor(job_name="nightly", match="all"), context, emu)
+
+
+def test_min_jobs_waits_for_jobs_that_appear_later(emu: BatchEmulator, context: dict) -> None:
+    s = sensor(job_name="part-*", min_jobs=3)
+    emu.submit("part-0")
+    emu.advance(60)
+    assert not s.poke(context)  # one finished job, but three are expected
+    emu.submit("part-1")
+    emu.submit("part-2")
+    result, _ = poke_until_done(s, context, emu)
+    assert len(result.xcom_value) == 3
+
+
+def test_array_children_with_tolerance(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 2, "reason": "bad row"}]}, name="fan", indices=[3, 7])
+    parent = emu.submit("fan", arrayProperties={"size": 10})
+    result, _ = poke_until_done(sensor(job_name="fan", include_array_children=True, max_failed_jobs=2), context, emu)
+    assert len(result.xcom_value) == 10
+    assert {r["job_id"] for r in result.xcom_value if r["status"] == "FAILED"} == {f"{parent}:3", f"{parent}:7"}
+    emu.submit("fan", arrayProperties={"size": 10})
+    with pytest.raises(AirflowFailException, match="2 of 10 AWS Batch job"):
+        poke_until_done(
+            sensor(job_name="fan", match="latest", include_array_children=True, max_failed_jobs=1), context, emu
+        )
+
+
+def test_fail_fast_decides_before_others_finish(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 1, "duration": 1}]}, name="quick-fail")
+    emu.add_outcome({"attempts": [{"exit_code": 0, "duration": 3600}]}, name="slow")
+    emu.submit("quick-fail")
+    emu.submit("slow")
+    with pytest.raises(AirflowFailException):
+        poke_until_done(sensor(), context, emu, limit=10)
+    waiting = sensor(fail_fast=False)
+    emu.advance(30)
+    assert not waiting.poke(context)  # the slow job is still running
+
+
+def test_mnp_ecs_and_eks_exit_codes(emu: BatchEmulator, context: dict) -> None:
+    for name, kind in (("mnp", "multinode"), ("ecsdef", "ecs"), ("eksdef", "eks")):
+        emu.model.register_job_definition(definition_body(name, kind))
+    emu.add_outcome({"attempts": [{"exit_code": 5}]}, definition="e*def")
+    emu.submit("mpi", definition="mnp")
+    ecs = emu.submit("ecs", definition="ecsdef")
+    eks = emu.submit("eks", definition="eksdef")
+    with pytest.raises(AirflowFailException) as err:
+        poke_until_done(sensor(fail_fast=False), context, emu)
+    assert f"ecs ({ecs})" in str(err.value) and f"eks ({eks})" in str(err.value)
+    codes = {r["job_name"]: r["final_exit_code"] for r in context["ti"].pushed["return_value"]}
+    assert codes == {"mpi": 0, "ecs": 5, "eks": 5}
+
+
+def test_runnable_timeout(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"stuck_runnable": True}, name="stuck")
+    emu.submit("stuck")
+    s = sensor(runnable_timeout=600)
+    s.watch.clock = emu.now_ms
+    with pytest.raises(AirflowFailException) as err:
+        poke_until_done(s, context, emu, step=60)
+    assert "RUNNABLE for more than 600 s" in str(err.value) and "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY" in str(
+        err.value
+    )
+
+
+def test_calls_per_poll_are_pages_not_jobs(emu: BatchEmulator, context: dict) -> None:
+    for i in range(250):
+        emu.submit(f"bulk-{i}")
+    s = sensor(job_name="bulk-*")
+    s.poke(context)
+    assert emu.calls == {"ListJobs": 3}  # 250 jobs in pages of 100; nothing finished, nothing described
+    emu.reset_counters()
+    result, _ = poke_until_done(s, context, emu)
+    pokes_calls = emu.calls
+    assert len(result.xcom_value) == 250
+    assert pokes_calls["DescribeJobs"] == 3  # 250 finished jobs described once, 100 per call
+    emu.reset_counters()
+    s.poke(context)
+    assert emu.calls == {"ListJobs": 3}  # already described: not again
+
+
+def test_transient_errors_give_no_verdict_then_fail_after_max(emu: BatchEmulator, context: dict) -> None:
+    no_retry = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+    emu.add_outcome({"attempts": [{"exit_code": 1}]}, name="x")
+    emu.submit("x")
+    emu.advance(60)
+    s = sensor(botocore_config=no_retry, max_poll_errors=3)
+    emu.inject("ListJobs", "throttle", count=2)
+    assert not s.poke(context) and not s.poke(context)  # throttled: no verdict, not a success nor a failure
+    with pytest.raises(AirflowFailException, match="1 of 1"):
+        s.poke(context)
+    emu.inject("*", "server", rate=1.0)
+    s2 = sensor(botocore_config=no_retry, max_poll_errors=2)
+    assert not s2.poke(context)
+    with pytest.raises(AirflowFailException, match="2 polls in a row failed"):
+        s2.poke(context)
+
+
+def test_unknown_queue_fails_at_once(emu: BatchEmulator, context: dict) -> None:
+    with pytest.raises(AirflowFailException, match="rejected the request"):
+        sensor(job_queue="nope").poke(context)
+    assert emu.calls["ListJobs"] == 1
+
+
+def test_secrets_never_reach_xcom_or_logs(emu: BatchEmulator, context: dict, caplog: pytest.LogCaptureFixture) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 1}]}, name="leaky")
+    emu.submit(
+        "leaky",
+        parameters={"password": "PARAM-SECRET-1"},
+        containerOverrides={"environment": [{"name": "TOKEN", "value": "ENV-SECRET-2"}]},
+    )
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(AirflowFailException) as err:
+        poke_until_done(sensor(xcom_detail="full"), context, emu)
+    pushed = json.dumps(context["ti"].pushed)
+    assert "TOKEN" in pushed  # names are kept, values are not
+    for secret in ("PARAM-SECRET-1", "ENV-SECRET-2"):
+        assert secret not in pushed and secret not in caplog.text and secret not in str(err.value)
+
+
+def test_templated_values_checked_after_render_before_any_call(emu: BatchEmulator, context: dict) -> None:
+    s = sensor(job_name="{{ params.name }}")  # not checked at parse time: still a template
+    s.job_name = "bad*name"  # what it rendered to
+    with pytest.raises(InvalidQueryError, match="job_name='bad\\*name'"):
+        s.poke(context)
+    assert emu.calls == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"job_queue": None}, "exactly one of"),
+        ({"min_jobs": -1}, "min_jobs=-1"),
+        ({"success_exit_codes": [0, 3], "skip_exit_codes": [3]}, "[3] are in both"),
+        ({"skip_exit_codes": ["3"]}, "skip_exit_codes contains '3'"),
+        ({"match": "first"}, "match='first'"),
+        ({"xcom_detail": "everything"}, "xcom_detail='everything'"),
+        ({"runnable_timeout": 0}, "runnable_timeout=0"),
+        ({"max_poll_errors": 0}, "max_poll_errors=0"),
+        ({"timeout": 0}, "timeout=0"),
+    ],
+)
+def test_bad_arguments_fail_at_parse_time(kwargs: dict, needle: str) -> None:
+    with pytest.raises(ValueError) as err:
+        sensor(**kwargs)
+    assert needle in str(err.value)
+
+
+def test_deferrable_gives_the_same_verdict_as_poke(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 137, "reason": OOM}]}, name="d-bad")
+    emu.submit("d-ok")
+    emu.submit("d-bad")
+    deferring = sensor(job_name="d-*", deferrable=True, fail_fast=False)
+    with pytest.raises(TaskDeferred) as deferred:
+        deferring.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, BatchJobsTrigger) and deferred.value.method_name == "execute_complete"
+    classpath, kwargs = trigger.serialize()
+    rebuilt = BatchJobsTrigger(**json.loads(json.dumps(kwargs)))  # what the triggerer does
+    assert classpath == "airflow_batch_jobs.triggers.batch_jobs.BatchJobsTrigger"
+    rebuilt.poll_interval = 0.01
+
+    async def drive() -> dict:
+        async def advance() -> None:
+            while True:
+                await asyncio.sleep(0.02)
+                emu.advance(5)
+
+        ticker = asyncio.create_task(advance())
+        try:
+            return (await anext(rebuilt.run())).payload
+        finally:
+            ticker.cancel()
+
+    event = asyncio.run(drive())
+    assert event["status"] == "failure"
+    with pytest.raises(AirflowFailException) as deferred_err:
+        deferring.execute_complete(context, event)
+    with pytest.raises(AirflowFailException) as poke_err:
+        poke_until_done(sensor(job_name="d-*", fail_fast=False), context, emu)
+    assert str(deferred_err.value) == str(poke_err.value)
+
+
+def test_deferrable_decides_without_deferring_when_already_over(emu: BatchEmulator, context: dict) -> None:
+    emu.submit("done")
+    emu.advance(120)
+    result = sensor(job_name="done", deferrable=True).execute(context)
+    assert [r["job_name"] for r in result] == ["done"]
