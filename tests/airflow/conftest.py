@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import pytest
 
-from airflow_batch_jobs.testing import BatchEmulator
+if TYPE_CHECKING:
+    from airflow_batch_jobs.testing import BatchEmulator
 
 
 @pytest.fixture

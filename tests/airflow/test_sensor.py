@@ -3,18 +3,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from airflow_batch_jobs.query import InvalidQueryError
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
-from airflow_batch_jobs.testing import BatchEmulator
 from airflow_batch_jobs.testing.scenario import definition_body
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 
 from .conftest import poke_until_done
+
+if TYPE_CHECKING:
+    from airflow_batch_jobs.testing import BatchEmulator
 
 OOM = "OutOfMemoryError: Container killed due to memory usage"
 
@@ -50,7 +52,7 @@ def test_failure_message_names_job_attempts_exit_codes_and_log(emu: BatchEmulato
     assert "attempt 1: exit code 137" in message and OOM in message
     assert "attempt 2: exit code 1" in message and "'boom'" in message
     assert "log jobdef/default/" in message
-    assert [r["job_id"] for r in context["ti"].pushed["return_value"]][0] == job  # failed first
+    assert next(r["job_id"] for r in context["ti"].pushed["return_value"]) == job  # failed first
 
 
 def test_skip_and_success_exit_codes(emu: BatchEmulator, context: dict) -> None:
