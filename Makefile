@@ -30,7 +30,7 @@ unit: install
 test: lint typecheck unit
 
 demo: install
-	$(BIN)/python -m airflow_batch_jobs.demo
+	$(BIN)/python demo/run.py
 
 bench: install
 	$(BIN)/python benchmarks/run.py
