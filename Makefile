@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench faults clean
+.PHONY: install test lint typecheck unit demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ demo: install
 	$(BIN)/python demo/run.py
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/emulator_listing.py
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info
