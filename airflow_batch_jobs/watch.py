@@ -170,13 +170,20 @@ def records(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> tuple[l
     failed_ids = {j.job_id for j in decision.failed}
     ordered = sorted(decision.jobs, key=lambda j: j.job_id not in failed_ids)
     kept = ordered[:xcom_max_jobs]
+    return job_records(kept, xcom_detail), len(ordered) - len(kept)
+
+
+def job_records(jobs: Sequence[JobView], xcom_detail: str) -> list[dict[str, Any]]:
+    """One JSON-native record per job; ``full`` adds the redacted detail, ``none`` gives nothing."""
+    if xcom_detail == "none":
+        return []
     out = []
-    for job in kept:
+    for job in jobs:
         record = job.to_record()
         if xcom_detail == "full":
             record["detail"] = job.redacted_detail()
         out.append(record)
-    return out, len(ordered) - len(kept)
+    return out
 
 
 def verdict_event(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> dict[str, Any]:

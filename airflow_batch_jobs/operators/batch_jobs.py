@@ -25,20 +25,10 @@ from airflow_batch_jobs.jobs import JobView
 from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
 from airflow_batch_jobs.query import ALL_STATUSES, InvalidQueryError, JobQuery
-from airflow_batch_jobs.watch import JobWatch, records, verdict_event
+from airflow_batch_jobs.watch import JobWatch, job_records, records, verdict_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-
-def _records(views: Sequence[JobView], xcom_detail: str) -> list[dict[str, Any]]:
-    out = []
-    for job in views:
-        record = job.to_record()
-        if xcom_detail == "full":
-            record["detail"] = job.redacted_detail()
-        out.append(record)
-    return out
 
 
 class BatchListJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
@@ -94,7 +84,7 @@ class BatchListJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
         if self.xcom_detail == "full" and jobs:
             jobs = self.hook.describe_jobs([j["jobId"] for j in jobs]).jobs
         self.log.info("%s: %d matching job(s).", query.describe(), len(jobs))
-        return _records([JobView(j) for j in jobs], self.xcom_detail) if self.xcom_detail != "none" else []
+        return job_records([JobView(j) for j in jobs], self.xcom_detail)
 
 
 class BatchDescribeJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
@@ -152,7 +142,7 @@ class BatchDescribeJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
                 raise AirflowFailException(message)
             self.log.warning(message)
         if not self.check:
-            return _records([JobView(j) for j in result.jobs], self.xcom_detail) if self.xcom_detail != "none" else []
+            return job_records([JobView(j) for j in result.jobs], self.xcom_detail)
         watch = JobWatch(JobQuery.build(job_ids=ids), self.policy)
         watch.absorb(result.jobs)
         decision = watch.decide(result.jobs)
