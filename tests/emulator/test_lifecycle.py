@@ -193,3 +193,19 @@ def test_amazon_batch_operator_runs_against_the_emulator(monkeypatch: pytest.Mon
         bad = BatchOperator(task_id="bad", job_name="bad", job_queue="queue", job_definition="jobdef")
         with pytest.raises(Exception, match="FAILED"):
             bad.execute(context)
+
+
+def test_amazon_batch_sensor_runs_against_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.amazon.aws.sensors.batch import BatchSensor
+
+    with BatchEmulator() as emu:
+        emu.setup()
+        emu.add_outcome({"attempts": [{"exit_code": 9}]}, name="bad")
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", emu.airflow_connection())
+        good, bad = emu.submit("good"), emu.submit("bad")
+        context = mock.MagicMock()
+        assert BatchSensor(task_id="g", job_id=good).poke(context) is False  # still SUBMITTED
+        emu.advance(60)
+        assert BatchSensor(task_id="g", job_id=good).poke(context) is True
+        with pytest.raises(Exception, match="failed"):
+            BatchSensor(task_id="b", job_id=bad).poke(context)
