@@ -155,11 +155,6 @@ class JobView:
         return bool(self.raw.get("isTerminated"))
 
     @property
-    def is_detail(self) -> bool:
-        """A DescribeJobs answer (attempts, parameters ...) rather than a ListJobs summary."""
-        return "jobQueue" in self.raw or "attempts" in self.raw
-
-    @property
     def array_properties(self) -> Mapping[str, Any] | None:
         return self.raw.get("arrayProperties")
 
