@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,7 @@ class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        started = time.monotonic()
         outcome = self.poke(context)  # decide once before deferring: nothing to wait for if it is over
         if outcome:
             return outcome.xcom_value if isinstance(outcome, PokeReturnValue) else None
@@ -118,7 +120,8 @@ class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
                 botocore_config=self.botocore_config,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            # the sensor's timeout counts from the start of the task, the first poke included
+            timeout=timedelta(seconds=max(self.timeout - (time.monotonic() - started), 1.0)),
         )
 
     def poke(self, context: Any) -> bool | PokeReturnValue:

@@ -263,3 +263,35 @@ def test_deferrable_decides_without_deferring_when_already_over(emu: BatchEmulat
     emu.advance(120)
     result = sensor(job_name="done", deferrable=True).execute(context)
     assert [r["job_name"] for r in result] == ["done"]
+
+
+def test_timeout_holds_under_deferral(emu: BatchEmulator, context: dict) -> None:
+    from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    emu.submit("slow")  # still running at the first poke: the sensor defers
+    s = sensor(job_name="slow", deferrable=True, timeout=900)
+    with pytest.raises(TaskDeferred) as deferred:
+        s.execute(context)
+    assert deferred.value.timeout is not None and 890 <= deferred.value.timeout.total_seconds() <= 900
+    timed_out = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    with pytest.raises(AirflowSensorTimeout):
+        s.resume_execution(TRIGGER_FAIL_REPR, timed_out, context)
+    soft = sensor(job_name="slow", deferrable=True, timeout=900, soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        soft.resume_execution(TRIGGER_FAIL_REPR, timed_out, context)
+
+
+def test_a_page_failing_mid_listing_gives_no_verdict_in_poke_mode(emu: BatchEmulator, context: dict) -> None:
+    no_retry = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+    emu.add_outcome({"attempts": [{"exit_code": 1}]}, name="p-bad")
+    emu.submit("p-bad")
+    for i in range(150):
+        emu.submit(f"p-{i}")
+    emu.advance(120)
+    emu.inject("ListJobs", "server", skip=1, count=1)
+    s = sensor(job_name="p-*", botocore_config=no_retry)
+    assert s.poke(context) is False  # page 2 lost: no verdict on page 1 alone
+    assert emu.calls["ListJobs"] == 2
+    with pytest.raises(AirflowFailException, match="1 of 151"):
+        s.poke(context)
