@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,25 @@ def _states(env: dict[str, str], dag_id: str) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _xcoms(env: dict[str, str], dag_id: str) -> dict[str, Any]:
+    """Each task's return value from the DAG's metadata DB, as an outside reader sees it."""
+    code = (
+        "import json\nfrom airflow.utils.session import create_session\nfrom airflow.models.xcom import XComModel\n"
+        f"with create_session() as s:\n    rows = s.query(XComModel).filter_by(dag_id={dag_id!r}, key='return_value')\n"
+        "    print(json.dumps({r.task_id: XComModel.deserialize_value(r) for r in rows}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _dags_test(env: dict[str, str], dag_id: str) -> str:
+    run = subprocess.run(
+        [Path(sys.executable).parent / "airflow", "dags", "test", dag_id], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    return run.stdout + run.stderr
+
+
 def test_array_fanout_dag_runs_against_the_emulator(airflow_home: dict[str, str]) -> None:
     with BatchEmulator(speed=20) as emu:
         emu.setup(queue="nightly")
@@ -79,3 +99,45 @@ def test_nightly_dag_fails_with_a_readable_message(airflow_home: dict[str, str])
         assert "1 of 3 AWS Batch job(s) failed" in output and "AccessDenied on s3://x" in output
         states = _states(env, "example_nightly_etl")
         assert states == {"wait_for_nightly_etl": "failed", "failed_job_ids": "success", "describe_failed": "success"}
+
+
+def test_exit_code_gate_skips_downstream_on_no_new_data(airflow_home: dict[str, str]) -> None:
+    with BatchEmulator(speed=20) as emu:
+        emu.setup(queue="nightly")
+        emu.add_outcome({"attempts": [{"exit_code": 3, "reason": "no new data"}]}, name="ingest")
+        emu.submit("ingest", queue="nightly")
+        env = {**airflow_home, "AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}
+        output = _dags_test(env, "example_exit_code_gate")
+        assert "exit code 3" in output
+        assert _states(env, "example_exit_code_gate") == {
+            "wait_for_ingest": "skipped",
+            "check_ingest": "skipped",
+            "publish": "skipped",
+        }
+        assert "publish" not in _xcoms(env, "example_exit_code_gate")
+
+
+def test_list_then_describe_feeds_records_downstream(airflow_home: dict[str, str]) -> None:
+    with BatchEmulator(speed=20) as emu:
+        emu.setup(queue="nightly")
+        emu.add_outcome({"attempts": [{"exit_code": 137, "reason": "OOM"}, {"exit_code": 0}]}, name="retried")
+        emu.submit("retried", queue="nightly", retryStrategy={"attempts": 2},
+                   containerOverrides={"environment": [{"name": "DB_PASSWORD", "value": "hunter2-e2e"}]})  # fmt: skip
+        emu.submit("plain", queue="nightly")
+        emu.script_job(emu.submit("long", queue="nightly"), {"attempts": [{"exit_code": 0, "duration": 7200}]})
+        emu.advance(600)
+        env = {**airflow_home, "AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}
+        _dags_test(env, "example_list_then_describe")
+        assert _states(env, "example_list_then_describe") == {
+            "list_finished": "success",
+            "describe": "success",
+            "summarize": "success",
+        }
+        xcoms = _xcoms(env, "example_list_then_describe")
+        assert "long" not in {r["job_name"] for r in xcoms["list_finished"]}  # still running: not listed
+        described = {r["job_name"]: r for r in xcoms["describe"]}
+        assert set(described) >= {"retried", "plain"} and "long" not in described
+        assert [a["exit_code"] for a in described["retried"]["attempts"]] == [137, 0]
+        assert described["retried"]["detail"]["jobName"] == "retried"  # xcom_detail="full"
+        assert "hunter2-e2e" not in json.dumps(xcoms)
+        assert "retried: SUCCEEDED after 2 attempt(s), exit codes [137, 0]" in xcoms["summarize"]
