@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit demo bench faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/emulator_listing.py
+
+# The fault matrix: one wait per fault against the emulator; prints the table in docs/reliability.md.
+faults: install
+	$(BIN)/python -m tests.reliability.matrix
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

@@ -152,7 +152,7 @@ def judge(
         ]
         if stuck:
             return Decision(Verdict.FAILURE, _stuck_message(stuck, policy.runnable_timeout), jobs, stuck, counts)
-    if too_many_failed and (policy.fail_fast or not active):
+    if too_many_failed and policy.fail_fast:
         return Decision(Verdict.FAILURE, failure_message(failed, len(jobs), policy), jobs, failed, counts)
     if len(jobs) < policy.min_jobs:
         return Decision(
@@ -160,6 +160,8 @@ def judge(
         )
     if active:
         return Decision(Verdict.WAITING, f"{len(active)} of {len(jobs)} job(s) still active", jobs, failed, counts)
+    if too_many_failed:
+        return Decision(Verdict.FAILURE, failure_message(failed, len(jobs), policy), jobs, failed, counts)
     if skipped:
         names = ", ".join(
             f"{j.job_name} ({j.job_id}) exit code {j.final_exit_code}" for j in skipped[:MAX_JOBS_IN_MESSAGE]

@@ -71,8 +71,19 @@ class JobWatch:
         self.runnable_since: dict[str, int] = {}
         self.seen: set[str] = set()
         self.new_since_last_poll = 0
+        # listing ("" = the query's, else an array parent's id) -> finished jobs it returned: final, kept so a
+        # job that ages out of ListJobs (retention) while the wait goes on still counts
+        self.finished: dict[str, dict[str, dict[str, Any]]] = {}
 
     # -- steps shared by sync and async --------------------------------------------------------------------
+    def recall(self, listing: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``jobs`` plus the finished jobs this listing returned before and no longer does (retention)."""
+        known = self.finished.setdefault(listing, {})
+        listed = {j["jobId"] for j in jobs}
+        gone = [j for job_id, j in known.items() if job_id not in listed]
+        known.update((j["jobId"], j) for j in jobs if j.get("status") in ("SUCCEEDED", "FAILED"))
+        return jobs + gone
+
     def narrow(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Apply ``match='latest'``: only the newest matching job."""
         if self.policy.match == "latest" and summaries:
@@ -136,10 +147,10 @@ class JobWatch:
 
     # -- sync ----------------------------------------------------------------------------------------------
     def poll(self, hook: BatchJobsHook) -> Decision:
-        jobs = self.narrow(hook.find_jobs(self.query))
+        jobs = self.narrow(self.recall("", hook.find_jobs(self.query)))
         children: dict[str, list[dict[str, Any]]] = {}
         for parent in self.array_parents(jobs):
-            kids = hook.find_jobs(JobQuery.build(array_job_id=parent["jobId"]))
+            kids = self.recall(parent["jobId"], hook.find_jobs(JobQuery.build(array_job_id=parent["jobId"])))
             self.check_children(parent, kids)
             children[parent["jobId"]] = kids
         jobs = self.expand(jobs, children)
@@ -150,10 +161,11 @@ class JobWatch:
 
     # -- async ---------------------------------------------------------------------------------------------
     async def apoll(self, hook: BatchJobsHook, client: Any) -> Decision:
-        jobs = self.narrow(await hook.afind_jobs(client, self.query))
+        jobs = self.narrow(self.recall("", await hook.afind_jobs(client, self.query)))
         children: dict[str, list[dict[str, Any]]] = {}
         for parent in self.array_parents(jobs):
-            kids = await hook.afind_jobs(client, JobQuery.build(array_job_id=parent["jobId"]))
+            listing = await hook.afind_jobs(client, JobQuery.build(array_job_id=parent["jobId"]))
+            kids = self.recall(parent["jobId"], listing)
             self.check_children(parent, kids)
             children[parent["jobId"]] = kids
         jobs = self.expand(jobs, children)
