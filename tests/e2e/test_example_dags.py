@@ -127,7 +127,8 @@ def test_list_then_describe_feeds_records_downstream(airflow_home: dict[str, str
         emu.script_job(emu.submit("long", queue="nightly"), {"attempts": [{"exit_code": 0, "duration": 7200}]})
         emu.advance(600)
         env = {**airflow_home, "AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}
-        _dags_test(env, "example_list_then_describe")
+        output = _dags_test(env, "example_list_then_describe")
+        assert "hunter2-e2e" not in output  # the run's whole log, task logs included
         assert _states(env, "example_list_then_describe") == {
             "list_finished": "success",
             "describe": "success",
