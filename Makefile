@@ -35,9 +35,10 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/emulator_listing.py
 
-# The fault matrix: one wait per fault against the emulator; prints the table in docs/reliability.md.
+# The fault matrix (one wait per fault against the emulator) and the soak: the figures in docs/reliability.md.
 faults: install
 	$(BIN)/python -m tests.reliability.matrix
+	$(BIN)/python -m tests.reliability.soak
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from airflow_batch_jobs.hooks.batch_jobs import DESCRIBE_JOBS_MAX_IDS
 from airflow_batch_jobs.jobs import JobView
-from airflow_batch_jobs.policy import Decision, Policy, judge
+from airflow_batch_jobs.policy import Decision, Policy, Verdict, judge
 from airflow_batch_jobs.query import JobQuery
 
 if TYPE_CHECKING:
@@ -114,17 +115,21 @@ class JobWatch:
             out.extend(kids if kids else [job])
         return out
 
-    def to_describe(self, jobs: list[dict[str, Any]]) -> list[str]:
-        """Finished jobs not yet described: each is described once over the whole wait."""
-        return [
+    def to_describe(self, jobs: list[dict[str, Any]], *, all_of_them: bool = False) -> list[str]:
+        """Finished jobs not yet described: each is described once over the whole wait, in full calls of 100
+        while the wait goes on (the summary's status and exit code are enough to judge), and every one left once
+        the verdict is in (the records need attempts and log streams)."""
+        pending = [
             j["jobId"] for j in jobs if j.get("status") in ("SUCCEEDED", "FAILED") and j["jobId"] not in self.details
         ]
+        return pending if all_of_them else pending[: len(pending) // DESCRIBE_JOBS_MAX_IDS * DESCRIBE_JOBS_MAX_IDS]
 
     def absorb(self, details: Sequence[dict[str, Any]]) -> None:
         for detail in details:
             self.details[detail["jobId"]] = detail
 
-    def decide(self, jobs: list[dict[str, Any]]) -> Decision:
+    def observe(self, jobs: list[dict[str, Any]]) -> None:
+        """Note new jobs and when each was first seen RUNNABLE (once per poll)."""
         now = self.clock()
         ids = {j["jobId"] for j in jobs}
         self.new_since_last_poll = len(ids - self.seen)
@@ -134,8 +139,10 @@ class JobWatch:
                 self.runnable_since.setdefault(job["jobId"], now)
             else:
                 self.runnable_since.pop(job["jobId"], None)
+
+    def decide(self, jobs: list[dict[str, Any]]) -> Decision:
         views = [JobView(self.details.get(j["jobId"], j)) for j in jobs]
-        return judge(views, self.policy, now_ms=now, runnable_since=self.runnable_since)
+        return judge(views, self.policy, now_ms=self.clock(), runnable_since=self.runnable_since)
 
     def progress(self, decision: Decision) -> str:
         """e.g. ``nightly-etl-*: 37 jobs — 20 SUCCEEDED, 2 FAILED, 15 RUNNING (3 new since last poll)``."""
@@ -154,10 +161,16 @@ class JobWatch:
             self.check_children(parent, kids)
             children[parent["jobId"]] = kids
         jobs = self.expand(jobs, children)
+        self.observe(jobs)
         pending = self.to_describe(jobs)
         if pending:
             self.absorb(hook.describe_jobs(pending).jobs)
-        return self.decide(jobs)
+        decision = self.decide(jobs)
+        rest = self.to_describe(jobs, all_of_them=True) if decision.verdict is not Verdict.WAITING else []
+        if rest:  # judged on summaries; the details may still turn an exit code into a success or a skip
+            self.absorb(hook.describe_jobs(rest).jobs)
+            decision = self.decide(jobs)
+        return decision
 
     # -- async ---------------------------------------------------------------------------------------------
     async def apoll(self, hook: BatchJobsHook, client: Any) -> Decision:
@@ -169,10 +182,16 @@ class JobWatch:
             self.check_children(parent, kids)
             children[parent["jobId"]] = kids
         jobs = self.expand(jobs, children)
+        self.observe(jobs)
         pending = self.to_describe(jobs)
         if pending:
             self.absorb((await hook.adescribe_jobs(client, pending)).jobs)
-        return self.decide(jobs)
+        decision = self.decide(jobs)
+        rest = self.to_describe(jobs, all_of_them=True) if decision.verdict is not Verdict.WAITING else []
+        if rest:
+            self.absorb((await hook.adescribe_jobs(client, rest)).jobs)
+            decision = self.decide(jobs)
+        return decision
 
 
 def records(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> tuple[list[dict[str, Any]], int]:

@@ -13,6 +13,7 @@ FAULT_KINDS: dict[str, tuple[int, str] | None] = {
     "throttle": (429, "TooManyRequestsException"),
     "throttling": (400, "ThrottlingException"),
     "server": (500, "ServerException"),
+    "denied": (403, "AccessDeniedException"),
     "drop": None,
     "latency": None,
 }
