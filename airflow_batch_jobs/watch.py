@@ -7,6 +7,7 @@ The sync path (sensor, check operator) and the async path (trigger) share every 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -61,22 +62,25 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-class JobWatch:
-    """The state of one wait across polls."""
+class JobListing:
+    """What the service said about one query across polls: the matching jobs (``match='latest'`` and array
+    children applied), the details of finished ones (each described once) and the finished jobs each listing
+    returned. Waits on the same query can share one (the triggerer does)."""
 
-    def __init__(self, query: JobQuery, policy: Policy, clock: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(self, query: JobQuery, match: str = "all", include_array_children: bool = False) -> None:
         self.query = query
-        self.policy = policy
-        self.clock = clock
+        self.match = match
+        self.include_array_children = include_array_children
         self.details: dict[str, dict[str, Any]] = {}
-        self.runnable_since: dict[str, int] = {}
-        self.seen: set[str] = set()
-        self.new_since_last_poll = 0
         # listing ("" = the query's, else an array parent's id) -> finished jobs it returned: final, kept so a
         # job that ages out of ListJobs (retention) while the wait goes on still counts
         self.finished: dict[str, dict[str, dict[str, Any]]] = {}
+        self._describing = asyncio.Lock()  # waits sharing this listing describe each job once between them
 
-    # -- steps shared by sync and async --------------------------------------------------------------------
+    @classmethod
+    def for_policy(cls, query: JobQuery, policy: Policy) -> JobListing:
+        return cls(query, policy.match, policy.include_array_children)
+
     def recall(self, listing: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``jobs`` plus the finished jobs this listing returned before and no longer does (retention)."""
         known = self.finished.setdefault(listing, {})
@@ -87,13 +91,13 @@ class JobWatch:
 
     def narrow(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Apply ``match='latest'``: only the newest matching job."""
-        if self.policy.match == "latest" and summaries:
+        if self.match == "latest" and summaries:
             return [max(summaries, key=lambda j: (j.get("createdAt") or 0, j["jobId"]))]
         return summaries
 
     def array_parents(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The array parents whose children replace them (``include_array_children``)."""
-        if not self.policy.include_array_children:
+        if not self.include_array_children:
             return []
         return [j for j in summaries if (j.get("arrayProperties") or {}).get("size")]
 
@@ -106,9 +110,8 @@ class JobWatch:
                 f"saw {len(children)} of {size} children of array job {parent['jobId']}; asking again"
             )
 
-    def expand(
-        self, summaries: list[dict[str, Any]], children: dict[str, list[dict[str, Any]]]
-    ) -> list[dict[str, Any]]:
+    @staticmethod
+    def expand(summaries: list[dict[str, Any]], children: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for job in summaries:
             kids = children.get(job["jobId"])
@@ -128,6 +131,65 @@ class JobWatch:
         for detail in details:
             self.details[detail["jobId"]] = detail
 
+    def views(self, jobs: list[dict[str, Any]]) -> list[JobView]:
+        return [JobView(self.details.get(j["jobId"], j)) for j in jobs]
+
+    def collect(self, hook: BatchJobsHook) -> list[dict[str, Any]]:
+        """One poll's I/O: every page of the listing (and of each array parent's children), then DescribeJobs
+        for finished jobs in full calls of 100."""
+        jobs = self.narrow(self.recall("", hook.find_jobs(self.query)))
+        children: dict[str, list[dict[str, Any]]] = {}
+        for parent in self.array_parents(jobs):
+            kids = self.recall(parent["jobId"], hook.find_jobs(JobQuery.build(array_job_id=parent["jobId"])))
+            self.check_children(parent, kids)
+            children[parent["jobId"]] = kids
+        jobs = self.expand(jobs, children)
+        pending = self.to_describe(jobs)
+        if pending:
+            self.absorb(hook.describe_jobs(pending).jobs)
+        return jobs
+
+    async def adescribe_all(self, hook: BatchJobsHook, client: Any, jobs: list[dict[str, Any]]) -> bool:
+        """Describe every finished job of ``jobs`` not yet described; True if anything new was learned."""
+        async with self._describing:
+            rest = self.to_describe(jobs, all_of_them=True)
+            if rest:
+                self.absorb((await hook.adescribe_jobs(client, rest)).jobs)
+            return bool(rest)
+
+    async def acollect(self, hook: BatchJobsHook, client: Any) -> list[dict[str, Any]]:
+        jobs = self.narrow(self.recall("", await hook.afind_jobs(client, self.query)))
+        children: dict[str, list[dict[str, Any]]] = {}
+        for parent in self.array_parents(jobs):
+            listing = await hook.afind_jobs(client, JobQuery.build(array_job_id=parent["jobId"]))
+            kids = self.recall(parent["jobId"], listing)
+            self.check_children(parent, kids)
+            children[parent["jobId"]] = kids
+        jobs = self.expand(jobs, children)
+        pending = self.to_describe(jobs)
+        if pending:
+            self.absorb((await hook.adescribe_jobs(client, pending)).jobs)
+        return jobs
+
+
+class JobWatch:
+    """The state of one wait across polls: its listing, and what its verdict needs to remember."""
+
+    def __init__(
+        self,
+        query: JobQuery,
+        policy: Policy,
+        clock: Callable[[], int] = wall_clock_ms,
+        listing: JobListing | None = None,
+    ) -> None:
+        self.query = query
+        self.policy = policy
+        self.clock = clock
+        self.listing = listing or JobListing.for_policy(query, policy)
+        self.runnable_since: dict[str, int] = {}
+        self.seen: set[str] = set()
+        self.new_since_last_poll = 0
+
     def observe(self, jobs: list[dict[str, Any]]) -> None:
         """Note new jobs and when each was first seen RUNNABLE (once per poll)."""
         now = self.clock()
@@ -141,8 +203,13 @@ class JobWatch:
                 self.runnable_since.pop(job["jobId"], None)
 
     def decide(self, jobs: list[dict[str, Any]]) -> Decision:
-        views = [JobView(self.details.get(j["jobId"], j)) for j in jobs]
+        views = self.listing.views(jobs)
         return judge(views, self.policy, now_ms=self.clock(), runnable_since=self.runnable_since)
+
+    def undescribed_at_verdict(self, decision: Decision, jobs: list[dict[str, Any]]) -> list[str]:
+        """Once the verdict is in, the finished jobs still to describe (judged on summaries so far: their details
+        may still turn an exit code into a success or a skip, and the records need them)."""
+        return self.listing.to_describe(jobs, all_of_them=True) if decision.verdict is not Verdict.WAITING else []
 
     def progress(self, decision: Decision) -> str:
         """e.g. ``nightly-etl-*: 37 jobs — 20 SUCCEEDED, 2 FAILED, 15 RUNNING (3 new since last poll)``."""
@@ -152,44 +219,24 @@ class JobWatch:
             f"({self.new_since_last_poll} new since last poll)"
         )
 
-    # -- sync ----------------------------------------------------------------------------------------------
     def poll(self, hook: BatchJobsHook) -> Decision:
-        jobs = self.narrow(self.recall("", hook.find_jobs(self.query)))
-        children: dict[str, list[dict[str, Any]]] = {}
-        for parent in self.array_parents(jobs):
-            kids = self.recall(parent["jobId"], hook.find_jobs(JobQuery.build(array_job_id=parent["jobId"])))
-            self.check_children(parent, kids)
-            children[parent["jobId"]] = kids
-        jobs = self.expand(jobs, children)
+        jobs = self.listing.collect(hook)
         self.observe(jobs)
-        pending = self.to_describe(jobs)
-        if pending:
-            self.absorb(hook.describe_jobs(pending).jobs)
         decision = self.decide(jobs)
-        rest = self.to_describe(jobs, all_of_them=True) if decision.verdict is not Verdict.WAITING else []
-        if rest:  # judged on summaries; the details may still turn an exit code into a success or a skip
-            self.absorb(hook.describe_jobs(rest).jobs)
+        rest = self.undescribed_at_verdict(decision, jobs)
+        if rest:
+            self.listing.absorb(hook.describe_jobs(rest).jobs)
             decision = self.decide(jobs)
         return decision
 
-    # -- async ---------------------------------------------------------------------------------------------
     async def apoll(self, hook: BatchJobsHook, client: Any) -> Decision:
-        jobs = self.narrow(self.recall("", await hook.afind_jobs(client, self.query)))
-        children: dict[str, list[dict[str, Any]]] = {}
-        for parent in self.array_parents(jobs):
-            listing = await hook.afind_jobs(client, JobQuery.build(array_job_id=parent["jobId"]))
-            kids = self.recall(parent["jobId"], listing)
-            self.check_children(parent, kids)
-            children[parent["jobId"]] = kids
-        jobs = self.expand(jobs, children)
+        return await self.ajudge(await self.listing.acollect(hook, client), hook, client)
+
+    async def ajudge(self, jobs: list[dict[str, Any]], hook: BatchJobsHook, client: Any) -> Decision:
+        """The verdict on one poll's jobs (from this wait's listing or a shared one)."""
         self.observe(jobs)
-        pending = self.to_describe(jobs)
-        if pending:
-            self.absorb((await hook.adescribe_jobs(client, pending)).jobs)
         decision = self.decide(jobs)
-        rest = self.to_describe(jobs, all_of_them=True) if decision.verdict is not Verdict.WAITING else []
-        if rest:
-            self.absorb((await hook.adescribe_jobs(client, rest)).jobs)
+        if self.undescribed_at_verdict(decision, jobs) and await self.listing.adescribe_all(hook, client, jobs):
             decision = self.decide(jobs)
         return decision
 

@@ -144,7 +144,7 @@ class BatchDescribeJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
         if not self.check:
             return job_records([JobView(j) for j in result.jobs], self.xcom_detail)
         watch = JobWatch(JobQuery.build(job_ids=ids), self.policy)
-        watch.absorb(result.jobs)
+        watch.listing.absorb(result.jobs)
         decision = watch.decide(result.jobs)
         if decision.verdict is Verdict.WAITING:
             raise AirflowFailException(f"Not finished: {decision.message}.")

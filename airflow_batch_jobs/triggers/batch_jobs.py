@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -11,17 +9,11 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import Policy, Verdict
 from airflow_batch_jobs.query import JobQuery
-from airflow_batch_jobs.watch import JobWatch, is_transient, verdict_event
+from airflow_batch_jobs.triggers.shared_poll import SharedPoll, poll_key
+from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, verdict_event
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-# Backoff after a failed poll: poll_interval * 2**errors, at most this, with +-20 % jitter.
-MAX_BACKOFF_SECONDS = 600.0
-
-
-def backoff_seconds(poll_interval: float, errors: int) -> float:
-    return min(poll_interval * 2**errors, MAX_BACKOFF_SECONDS) * random.uniform(0.8, 1.2)
 
 
 class BatchJobsTrigger(BaseTrigger):
@@ -79,14 +71,27 @@ class BatchJobsTrigger(BaseTrigger):
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
         )
 
+    def poll_key(self) -> str:
+        """Triggers asking the same question of the same endpoint share one poll (see :mod:`.shared_poll`)."""
+        policy = self.policy
+        return poll_key(
+            self.aws_conn_id, self.region_name, self.verify, self.botocore_config, self.query,
+            policy.get("match", "all"), policy.get("include_array_children", False),
+        )  # fmt: skip
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self.hook()
-        watch = JobWatch(JobQuery.from_dict(self.query), Policy.from_dict(self.policy))
-        errors = 0
-        async with await hook.get_async_conn() as client:
+        query, policy = JobQuery.from_dict(self.query), Policy.from_dict(self.policy)
+        async with SharedPoll.subscribe(
+            self.poll_key(), self.hook, lambda: JobListing.for_policy(query, policy), self.poll_interval
+        ) as poll:
+            watch = JobWatch(query, policy, listing=poll.listing)
+            version, errors = poll.version, 0
             while True:
+                version, result = await poll.next_result(version)
                 try:
-                    decision = await watch.apoll(hook, client)
+                    if isinstance(result, Exception):
+                        raise result
+                    decision = await watch.ajudge(result, poll.hook, poll.client)
                 except Exception as err:
                     if not is_transient(err):
                         yield TriggerEvent({"status": "error", "message": f"AWS Batch rejected the request: {err}"})
@@ -97,13 +102,10 @@ class BatchJobsTrigger(BaseTrigger):
                             {"status": "error", "message": f"{errors} polls in a row failed; last error: {err}"}
                         )
                         return
-                    delay = backoff_seconds(self.poll_interval, errors)
-                    self.log.warning("Poll failed (%s); no verdict, asking again in %.1f s.", err, delay)
-                    await asyncio.sleep(delay)
+                    self.log.warning("Poll failed (%s); no verdict, asking again in %.1f s.", err, poll.next_delay)
                     continue
                 errors = 0
                 self.log.info(watch.progress(decision))
                 if decision.verdict is not Verdict.WAITING:
                     yield TriggerEvent(verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
                     return
-                await asyncio.sleep(self.poll_interval)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import pytest
 
 from airflow_batch_jobs.policy import Policy
 from airflow_batch_jobs.query import JobQuery
-from airflow_batch_jobs.triggers import batch_jobs as trigger_module
-from airflow_batch_jobs.triggers.batch_jobs import MAX_BACKOFF_SECONDS, BatchJobsTrigger, backoff_seconds
+from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+from airflow_batch_jobs.triggers.shared_poll import MAX_BACKOFF_SECONDS, SharedPoll, backoff_seconds
 
 if TYPE_CHECKING:
     from airflow_batch_jobs.testing import BatchEmulator
@@ -39,20 +40,15 @@ def trigger(**kwargs: Any) -> BatchJobsTrigger:
 
 
 async def first_event(t: BatchJobsTrigger) -> tuple[dict[str, Any], list[float]]:
-    """Run the trigger to its event; record the sleeps it asked for instead of sleeping."""
+    """Run the trigger to its event; record the sleeps its poll loop asked for between polls instead of sleeping."""
     sleeps: list[float] = []
-    real_sleep = asyncio.sleep
 
     async def fake_sleep(seconds: float) -> None:
         sleeps.append(seconds)
-        await real_sleep(0)
+        await asyncio.sleep(0)
 
-    original = trigger_module.asyncio.sleep
-    trigger_module.asyncio.sleep = fake_sleep  # type: ignore[assignment]
-    try:
+    with mock.patch.object(SharedPoll, "sleep", staticmethod(fake_sleep)):
         events = [e.payload async for e in t.run()]
-    finally:
-        trigger_module.asyncio.sleep = original  # type: ignore[assignment]
     assert len(events) == 1  # exactly one event, then the generator ends
     return events[0], sleeps
 
@@ -65,11 +61,13 @@ async def test_failed_polls_back_off_then_the_verdict_is_right(batch_emulator: B
     batch_emulator.advance(120)
     batch_emulator.inject("ListJobs", "throttle", count=3)
     event, sleeps = await first_event(trigger(poll_interval=10, max_poll_errors=5))
-    assert event["status"] == "failure" and event["failed"] == 1
+    assert event["status"] == "failure" and event["failed"] == 1, event["message"]
     assert event["records"][0]["job_name"] == "t-bad"
-    assert len(sleeps) == 3  # three throttled polls, each followed by a backoff, then the verdict
-    for errors, delay in enumerate(sleeps, start=1):
+    # the poll loop sleeps after every poll: three backoffs, then the plain interval (it may have begun one more
+    # poll by the time the trigger judged the fourth)
+    for errors, delay in enumerate(sleeps[:3], start=1):
         assert 0.8 * 10 * 2**errors <= delay <= 1.2 * 10 * 2**errors
+    assert sleeps[3:] and set(sleeps[3:]) == {10}
 
 
 @pytest.mark.usefixtures("batch_aws_conn")
@@ -78,7 +76,7 @@ async def test_too_many_failed_polls_end_in_an_error_event(batch_emulator: Batch
     batch_emulator.inject("*", "server")
     event, sleeps = await first_event(trigger(poll_interval=1, max_poll_errors=3))
     assert event["status"] == "error" and "3 polls in a row failed" in event["message"]
-    assert len(sleeps) == 2
+    assert len(sleeps) >= 3 and all(s >= 0.8 * 2 for s in sleeps)  # every failed poll backed off
 
 
 @pytest.mark.usefixtures("batch_aws_conn")
@@ -91,6 +89,6 @@ async def test_a_page_failing_mid_listing_gives_no_verdict(batch_emulator: Batch
     batch_emulator.advance(120)
     batch_emulator.inject("ListJobs", "server", skip=1, count=1)  # the second page of the first poll fails
     event, sleeps = await first_event(trigger(poll_interval=5, max_poll_errors=3))
-    assert len(sleeps) == 1  # the broken poll asked again instead of judging 100 jobs
-    assert event["status"] == "failure" and event["failed"] == 1
+    assert sleeps[0] >= 0.8 * 10 and set(sleeps[1:]) == {5}  # the broken poll backed off instead of judging
+    assert event["status"] == "failure" and event["failed"] == 1, event["message"]
     assert len(event["records"]) == 221

@@ -15,7 +15,6 @@ import json
 import logging
 import sys
 import time
-import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from unittest import mock
@@ -24,8 +23,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.testing import BatchEmulator
-from airflow_batch_jobs.triggers import batch_jobs as trigger_module
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+from airflow_batch_jobs.triggers.shared_poll import SharedPoll
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -173,8 +172,11 @@ def run_trigger(fault: str, emu: BatchEmulator, *, restart_after_polls: int | No
     start, wall = emu.now_ms(), time.monotonic()
     events: list[dict[str, Any]] = []
 
-    async def emulated_sleep(seconds: float) -> None:
+    polled_at: list[int] = []
+
+    async def emulated_sleep(seconds: float) -> None:  # the poll loop sleeps once after every poll
         out.polls += 1
+        polled_at.append(emu.now_ms())
         emu.advance(seconds)
         await asyncio.sleep(0)
 
@@ -197,13 +199,14 @@ def run_trigger(fault: str, emu: BatchEmulator, *, restart_after_polls: int | No
 
     with (
         mock.patch.dict("os.environ", {"AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}),
-        mock.patch.object(trigger_module, "asyncio", types.SimpleNamespace(sleep=emulated_sleep)),
+        mock.patch.object(SharedPoll, "sleep", staticmethod(emulated_sleep)),
     ):
         asyncio.run(main())
     assert len(events) == 1, f"{len(events)} events"  # one event, so execute_complete pushes XCom once
     out.verdict, out.message, out.records = events[0]["status"], events[0]["message"], events[0]["records"]
-    out.polls += 1
-    return finish_outcome(out, emu, start, wall)
+    finish_outcome(out, emu, start, wall)
+    out.verdict_at_s = (polled_at[-1] - start) / 1000  # the deciding poll, not the sleep the loop began after it
+    return out
 
 
 # -- the rows ------------------------------------------------------------------------------------------------
@@ -356,7 +359,7 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 def main() -> int:
-    logging.getLogger("airflow.task").setLevel(logging.ERROR)  # the sensors' progress lines: the table says it all
+    logging.disable(logging.INFO)  # the sensors' progress lines: the table says it all
     outcomes = []
     for name, run in rows():
         out = run()
