@@ -32,7 +32,11 @@ test: lint typecheck unit
 demo: install
 	$(BIN)/python demo/run.py
 
+# Prints the tables in docs/benchmarks.md (about 4 minutes).
 bench: install
+	$(BIN)/python -m benchmarks.api_calls
+	$(BIN)/python -m benchmarks.cpu_per_poll
+	$(BIN)/python -m benchmarks.triggerer
 	$(BIN)/python benchmarks/emulator_listing.py
 
 # The fault matrix (one wait per fault against the emulator) and the soak: the figures in docs/reliability.md.

@@ -71,7 +71,7 @@ class JobListing:
         self.query = query
         self.match = match
         self.include_array_children = include_array_children
-        self.details: dict[str, dict[str, Any]] = {}
+        self.described: dict[str, JobView] = {}  # finished jobs' details, as views: final, so built once
         # listing ("" = the query's, else an array parent's id) -> finished jobs it returned: final, kept so a
         # job that ages out of ListJobs (retention) while the wait goes on still counts
         self.finished: dict[str, dict[str, dict[str, Any]]] = {}
@@ -123,16 +123,17 @@ class JobListing:
         while the wait goes on (the summary's status and exit code are enough to judge), and every one left once
         the verdict is in (the records need attempts and log streams)."""
         pending = [
-            j["jobId"] for j in jobs if j.get("status") in ("SUCCEEDED", "FAILED") and j["jobId"] not in self.details
+            j["jobId"] for j in jobs if j.get("status") in ("SUCCEEDED", "FAILED") and j["jobId"] not in self.described
         ]
         return pending if all_of_them else pending[: len(pending) // DESCRIBE_JOBS_MAX_IDS * DESCRIBE_JOBS_MAX_IDS]
 
     def absorb(self, details: Sequence[dict[str, Any]]) -> None:
         for detail in details:
-            self.details[detail["jobId"]] = detail
+            self.described[detail["jobId"]] = JobView(detail)
 
     def views(self, jobs: list[dict[str, Any]]) -> list[JobView]:
-        return [JobView(self.details.get(j["jobId"], j)) for j in jobs]
+        described = self.described
+        return [described.get(j["jobId"]) or JobView(j) for j in jobs]
 
     def collect(self, hook: BatchJobsHook) -> list[dict[str, Any]]:
         """One poll's I/O: every page of the listing (and of each array parent's children), then DescribeJobs

@@ -71,18 +71,23 @@ class BatchJobsTrigger(BaseTrigger):
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
         )
 
+    def connection_key(self) -> str:
+        """Triggers on the same connection share one client (see :mod:`.shared_poll`)."""
+        return poll_key(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
+
     def poll_key(self) -> str:
-        """Triggers asking the same question of the same endpoint share one poll (see :mod:`.shared_poll`)."""
-        policy = self.policy
-        return poll_key(
-            self.aws_conn_id, self.region_name, self.verify, self.botocore_config, self.query,
-            policy.get("match", "all"), policy.get("include_array_children", False),
-        )  # fmt: skip
+        """Triggers asking the same question on the same connection share one poll."""
+        listing_options = self.policy.get("match", "all"), self.policy.get("include_array_children", False)
+        return poll_key(self.connection_key(), self.query, *listing_options)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         query, policy = JobQuery.from_dict(self.query), Policy.from_dict(self.policy)
         async with SharedPoll.subscribe(
-            self.poll_key(), self.hook, lambda: JobListing.for_policy(query, policy), self.poll_interval
+            self.poll_key(),
+            self.connection_key(),
+            self.hook,
+            lambda: JobListing.for_policy(query, policy),
+            self.poll_interval,
         ) as poll:
             watch = JobWatch(query, policy, listing=poll.listing)
             version, errors = poll.version, 0

@@ -40,14 +40,49 @@ def poll_key(*parts: Any) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+class ClientPool:
+    """One aiobotocore client per connection per event loop, shared by every poll loop using that connection:
+    a client costs about a mebibyte, and a thousand waits on different queries need not hold a thousand."""
+
+    _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ClientPool]] = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.client: Any = None
+        self._context: Any = None
+        self._ready = asyncio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def lease(cls, connection: str, hook: BatchJobsHook) -> AsyncIterator[Any]:
+        pools = cls._loops.setdefault(asyncio.get_running_loop(), {})
+        pool = pools.setdefault(connection, cls())
+        pool.users += 1
+        try:
+            async with pool._ready:
+                if pool.client is None:
+                    context = await hook.get_async_conn()
+                    pool.client = await context.__aenter__()
+                    pool._context = context
+            yield pool.client
+        finally:
+            pool.users -= 1
+            if pool.users == 0:
+                pools.pop(connection, None)
+                if pool._context is not None:
+                    context, pool._context, pool.client = pool._context, None, None
+                    await asyncio.shield(context.__aexit__(None, None, None))
+
+
 class SharedPoll:
     """The poll loop for one key in one event loop, and the results it publishes."""
 
     sleep = staticmethod(asyncio.sleep)  # tests swap in an emulated clock
     _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SharedPoll]] = weakref.WeakKeyDictionary()
 
-    def __init__(self, key: str, hook: BatchJobsHook, listing: JobListing) -> None:
+    def __init__(self, key: str, connection: str, hook: BatchJobsHook, listing: JobListing) -> None:
         self.key = key
+        self.connection = connection
         self.hook = hook
         self.listing = listing
         self.client: Any = None
@@ -63,13 +98,18 @@ class SharedPoll:
     @classmethod
     @asynccontextmanager
     async def subscribe(
-        cls, key: str, hook: Callable[[], BatchJobsHook], listing: Callable[[], JobListing], interval: float
+        cls,
+        key: str,
+        connection: str,
+        hook: Callable[[], BatchJobsHook],
+        listing: Callable[[], JobListing],
+        interval: float,
     ) -> AsyncIterator[SharedPoll]:
-        """Join (or start) the poll for ``key`` for as long as the block runs."""
+        """Join (or start) the poll for ``key`` (on the client for ``connection``) for as long as the block runs."""
         polls = cls._loops.setdefault(asyncio.get_running_loop(), {})
         poll = polls.get(key)
         if poll is None:
-            poll = polls[key] = cls(key, hook(), listing())
+            poll = polls[key] = cls(key, connection, hook(), listing())
         poll.intervals[interval] += 1
         if poll._task is None:
             poll._task = asyncio.ensure_future(poll._run())
@@ -100,9 +140,12 @@ class SharedPoll:
             self._changed.notify_all()
 
     async def _run(self) -> None:
+        # The sensor judged once just before deferring, so the first poll can wait: a random part of the interval
+        # spreads the polls of many loops started together (a triggerer restart) over the interval.
+        await self.sleep(self.interval * random.random())
         while True:  # (re)open the client: a failure to make it is a failed poll like any other
             try:
-                async with await self.hook.get_async_conn() as client:
+                async with ClientPool.lease(self.connection, self.hook) as client:
                     self.client = client
                     while True:
                         await self._poll_once(client)

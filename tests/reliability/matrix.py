@@ -204,6 +204,7 @@ def run_trigger(fault: str, emu: BatchEmulator, *, restart_after_polls: int | No
         asyncio.run(main())
     assert len(events) == 1, f"{len(events)} events"  # one event, so execute_complete pushes XCom once
     out.verdict, out.message, out.records = events[0]["status"], events[0]["message"], events[0]["records"]
+    out.polls -= 1  # the first sleep is the stagger before the first poll
     finish_outcome(out, emu, start, wall)
     out.verdict_at_s = (polled_at[-1] - start) / 1000  # the deciding poll, not the sleep the loop began after it
     return out
