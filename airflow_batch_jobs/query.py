@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
 # The unit of BEFORE_CREATED_AT / AFTER_CREATED_AT filter values. The current service model says epoch
 # milliseconds (the 2021 announcement page said seconds). Everything that builds a created-at filter value goes
@@ -238,11 +238,25 @@ class JobQuery:
             return {"name": "BEFORE_CREATED_AT", "values": [created_at_filter_value(self.created_before)]}
         return {"name": "AFTER_CREATED_AT", "values": [created_at_filter_value(0)]}
 
-    def list_calls(self) -> list[ListCall]:
-        """The paginated ListJobs listings that together return every candidate job in every status."""
+    @property
+    def newest_first(self) -> bool:
+        """Whether the service returns this listing newest ``createdAt`` first, so paging can stop at a point in
+        time: true with a created-at filter (JOB_NAME results are grouped by name instead, and the service says
+        nothing of JOB_DEFINITION's order)."""
+        if self.job_ids or self.lists_children:
+            return False
+        return self.server_filter()["name"] in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT")
+
+    def list_calls(self, statuses: Sequence[str] = ALL_STATUSES) -> list[ListCall]:
+        """The paginated ListJobs listings that together return every candidate job in every status (children
+        and nodes: in ``statuses`` only, listed in lifecycle order)."""
         key, value = self.selector
         if self.lists_children:
-            return [ListCall({key: value, "jobStatus": status}, MAX_PAGE_SIZE_WITH_STATUS) for status in ALL_STATUSES]
+            return [
+                ListCall({key: value, "jobStatus": status}, MAX_PAGE_SIZE_WITH_STATUS)
+                for status in ALL_STATUSES
+                if status in statuses
+            ]
         return [ListCall({key: value, "filters": [self.server_filter()]}, MAX_PAGE_SIZE_WITH_FILTER)]
 
     # -- matching -----------------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ The sync path (sensor, check operator) and the async path (trigger) share every 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -16,12 +19,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from airflow_batch_jobs.hooks.batch_jobs import DESCRIBE_JOBS_MAX_IDS
 from airflow_batch_jobs.jobs import JobView
 from airflow_batch_jobs.policy import Decision, Policy, Verdict, judge
-from airflow_batch_jobs.query import JobQuery
+from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES, JobQuery
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Generator, Sequence
 
-    from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
+    from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook, PageStop
 
 XCOM_DETAILS = ("summary", "full", "none")
 
@@ -43,6 +46,11 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+# A job can appear in ListJobs a little after it was created. Jobs created this long before the newest one a listing
+# returned are taken to be visible already, so a poll may stop paging before them once they are known finished.
+LISTING_LAG_MS = 5 * 60 * 1000
+
+
 class IncompleteListingError(Exception):
     """A listing that cannot be complete (e.g. fewer array children than the parent's size): no verdict."""
 
@@ -62,6 +70,37 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclass(frozen=True)
+class FindJobs:
+    """A poll step: the jobs of a query (``statuses`` for children listings, ``stop`` to end paging early)."""
+
+    query: JobQuery
+    statuses: Sequence[str] = ALL_STATUSES
+    stop: PageStop | None = None
+
+    def run(self, hook: BatchJobsHook) -> list[dict[str, Any]]:
+        return hook.find_jobs(self.query, statuses=self.statuses, stop=self.stop)
+
+    async def arun(self, hook: BatchJobsHook, client: Any) -> list[dict[str, Any]]:
+        return await hook.afind_jobs(client, self.query, statuses=self.statuses, stop=self.stop)
+
+
+@dataclass(frozen=True)
+class DescribeJobs:
+    """A poll step: the details of finished jobs."""
+
+    job_ids: list[str]
+
+    def run(self, hook: BatchJobsHook) -> list[dict[str, Any]]:
+        return hook.describe_jobs(self.job_ids).jobs
+
+    async def arun(self, hook: BatchJobsHook, client: Any) -> list[dict[str, Any]]:
+        return (await hook.adescribe_jobs(client, self.job_ids)).jobs
+
+
+Call = FindJobs | DescribeJobs
+
+
 class JobListing:
     """What the service said about one query across polls: the matching jobs (``match='latest'`` and array
     children applied), the details of finished ones (each described once) and the finished jobs each listing
@@ -75,6 +114,8 @@ class JobListing:
         # listing ("" = the query's, else an array parent's id) -> finished jobs it returned: final, kept so a
         # job that ages out of ListJobs (retention) while the wait goes on still counts
         self.finished: dict[str, dict[str, dict[str, Any]]] = {}
+        # newest-first listings: every matching job created before this is known finished (None: nothing known)
+        self.settled_before: int | None = None
         self._describing = asyncio.Lock()  # waits sharing this listing describe each job once between them
 
     @classmethod
@@ -101,13 +142,29 @@ class JobListing:
             return []
         return [j for j in summaries if (j.get("arrayProperties") or {}).get("size")]
 
+    def child_statuses(self, parent: dict[str, Any]) -> tuple[str, ...]:
+        """The statuses worth listing an array parent's children in this poll, read off its ``statusSummary``
+        (which ListJobs returns with the parent): active ones that have children, terminal ones with children not
+        yet known. A SUBMITTED parent has no children yet; a parent without a summary gets every status."""
+        if parent.get("status") == "SUBMITTED":
+            return ()
+        summary = parent["arrayProperties"].get("statusSummary")
+        if not summary:
+            return ALL_STATUSES
+        known = Counter(job.get("status") for job in self.finished.get(parent["jobId"], {}).values())
+        return tuple(status for status in ALL_STATUSES if summary.get(status, 0) > known[status])
+
     @staticmethod
-    def check_children(parent: dict[str, Any], children: list[dict[str, Any]]) -> None:
+    def missing_children(parent: dict[str, Any], children: list[dict[str, Any]]) -> bool:
         """The parent's size is a free completeness check: every child must be seen once it has children."""
-        size = parent["arrayProperties"]["size"]
-        if parent.get("status") != "SUBMITTED" and len(children) < size:
+        return parent.get("status") != "SUBMITTED" and len(children) < parent["arrayProperties"]["size"]
+
+    @classmethod
+    def check_children(cls, parent: dict[str, Any], children: list[dict[str, Any]]) -> None:
+        if cls.missing_children(parent, children):
             raise IncompleteListingError(
-                f"saw {len(children)} of {size} children of array job {parent['jobId']}; asking again"
+                f"saw {len(children)} of {parent['arrayProperties']['size']} children of array job "
+                f"{parent['jobId']}; asking again"
             )
 
     @staticmethod
@@ -117,6 +174,50 @@ class JobListing:
             kids = children.get(job["jobId"])
             out.extend(kids if kids else [job])
         return out
+
+    def page_stop(self) -> PageStop | None:
+        """For a newest-first listing, where paging may stop: below ``created_after`` nothing matches, and below
+        :attr:`settled_before` every matching job is known finished (:meth:`recall` brings them back). A page out
+        of order, or an unknown matching job below that point, means the premise does not hold: read every page."""
+        if not self.query.newest_first:
+            return None
+        floors = [floor for floor in (self.query.created_after, self.settled_before) if floor is not None]
+        if not floors:
+            return None
+        floor = max(floors)
+        known = self.finished.get("", {})
+        query = self.query
+        last_seen: list[int] = []  # createdAt of the previous page's last job
+        read_all = False
+
+        def stop(page: list[dict[str, Any]]) -> bool:
+            nonlocal read_all
+            if read_all or not page:
+                return False
+            if any(job.get("createdAt") is None for job in page):
+                read_all = True
+                return False
+            created = last_seen + [job["createdAt"] for job in page]
+            out_of_order = any(newer < older for newer, older in itertools.pairwise(created))
+            unknown = any(job["createdAt"] < floor and job["jobId"] not in known and query.matches(job) for job in page)
+            if out_of_order or unknown:
+                read_all = True
+                return False
+            last_seen[:] = created[-1:]
+            oldest: int = created[-1]
+            return oldest < floor
+
+        return stop
+
+    def settle(self, jobs: list[dict[str, Any]]) -> None:
+        """After a poll's listing: the point before which every matching job is finished, and created long enough
+        before the newest one to be visible (:data:`LISTING_LAG_MS`)."""
+        if not self.query.newest_first or not jobs or any(job.get("createdAt") is None for job in jobs):
+            self.settled_before = None
+            return
+        newest: int = max(job["createdAt"] for job in jobs)
+        active = [job["createdAt"] for job in jobs if job.get("status") not in TERMINAL_STATUSES]
+        self.settled_before = min([newest - LISTING_LAG_MS, *active])
 
     def to_describe(self, jobs: list[dict[str, Any]], *, all_of_them: bool = False) -> list[str]:
         """Finished jobs not yet described: each is described once over the whole wait, in full calls of 100
@@ -135,21 +236,6 @@ class JobListing:
         described = self.described
         return [described.get(j["jobId"]) or JobView(j) for j in jobs]
 
-    def collect(self, hook: BatchJobsHook) -> list[dict[str, Any]]:
-        """One poll's I/O: every page of the listing (and of each array parent's children), then DescribeJobs
-        for finished jobs in full calls of 100."""
-        jobs = self.narrow(self.recall("", hook.find_jobs(self.query)))
-        children: dict[str, list[dict[str, Any]]] = {}
-        for parent in self.array_parents(jobs):
-            kids = self.recall(parent["jobId"], hook.find_jobs(JobQuery.build(array_job_id=parent["jobId"])))
-            self.check_children(parent, kids)
-            children[parent["jobId"]] = kids
-        jobs = self.expand(jobs, children)
-        pending = self.to_describe(jobs)
-        if pending:
-            self.absorb(hook.describe_jobs(pending).jobs)
-        return jobs
-
     async def adescribe_all(self, hook: BatchJobsHook, client: Any, jobs: list[dict[str, Any]]) -> bool:
         """Describe every finished job of ``jobs`` not yet described; True if anything new was learned."""
         async with self._describing:
@@ -158,19 +244,50 @@ class JobListing:
                 self.absorb((await hook.adescribe_jobs(client, rest)).jobs)
             return bool(rest)
 
+    def collect(self, hook: BatchJobsHook) -> list[dict[str, Any]]:
+        """One poll's I/O, blocking (sensor, check operator)."""
+        steps = self._poll_steps()
+        try:
+            call = next(steps)
+            while True:
+                call = steps.send(call.run(hook))
+        except StopIteration as done:
+            return done.value
+
     async def acollect(self, hook: BatchJobsHook, client: Any) -> list[dict[str, Any]]:
-        jobs = self.narrow(self.recall("", await hook.afind_jobs(client, self.query)))
+        """One poll's I/O on the event loop (trigger, shared poll)."""
+        steps = self._poll_steps()
+        try:
+            call = next(steps)
+            while True:
+                call = steps.send(await call.arun(hook, client))
+        except StopIteration as done:
+            return done.value
+
+    def _poll_steps(self) -> Generator[Call, list[dict[str, Any]], list[dict[str, Any]]]:
+        """One poll, as the calls it needs (each sent back its answer): the query's pages (up to what is already
+        known), each array parent's children (the statuses its summary says changed), then DescribeJobs for
+        finished jobs in full calls of 100. Written once for the blocking and the async paths."""
+        everything = self.recall("", (yield FindJobs(self.query, stop=self.page_stop())))
+        self.settle(everything)
+        jobs = self.narrow(everything)
         children: dict[str, list[dict[str, Any]]] = {}
         for parent in self.array_parents(jobs):
-            listing = await hook.afind_jobs(client, JobQuery.build(array_job_id=parent["jobId"]))
-            kids = self.recall(parent["jobId"], listing)
-            self.check_children(parent, kids)
-            children[parent["jobId"]] = kids
+            children[parent["jobId"]] = yield from self._children_steps(parent)
         jobs = self.expand(jobs, children)
         pending = self.to_describe(jobs)
         if pending:
-            self.absorb((await hook.adescribe_jobs(client, pending)).jobs)
+            self.absorb((yield DescribeJobs(pending)))
         return jobs
+
+    def _children_steps(self, parent: dict[str, Any]) -> Generator[Call, list[dict[str, Any]], list[dict[str, Any]]]:
+        query = JobQuery.build(array_job_id=parent["jobId"])
+        statuses = self.child_statuses(parent)
+        kids = self.recall(parent["jobId"], (yield FindJobs(query, statuses)) if statuses else [])
+        if self.missing_children(parent, kids) and statuses != ALL_STATUSES:
+            kids = self.recall(parent["jobId"], (yield FindJobs(query)))  # the summary lagged: list them all
+        self.check_children(parent, kids)
+        return kids
 
 
 class JobWatch:

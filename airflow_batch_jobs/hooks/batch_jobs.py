@@ -15,11 +15,15 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
 
 from airflow_batch_jobs import log_redaction
+from airflow_batch_jobs.query import ALL_STATUSES
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from airflow_batch_jobs.query import JobQuery, ListCall
+
+    # Called with each page's summaries; True ends the listing there (the caller knows the rest already).
+    PageStop = Callable[[list[dict[str, Any]]], bool]
 
 # The service rejects more ids in one DescribeJobs call.
 DESCRIBE_JOBS_MAX_IDS = 100
@@ -97,11 +101,14 @@ class BatchJobsHook(AwsBaseHook):
         return self.conn
 
     # -- sync ---------------------------------------------------------------------------------------------
-    def list_jobs(self, call: ListCall) -> Iterator[dict[str, Any]]:
-        """Every JobSummary of one listing, through botocore's paginator, every page consumed."""
+    def list_jobs(self, call: ListCall, stop: PageStop | None = None) -> Iterator[dict[str, Any]]:
+        """Every JobSummary of one listing, through botocore's paginator, up to the page ``stop`` accepts."""
         paginator = self.client.get_paginator("list_jobs")
         for page in paginator.paginate(**call.params, PaginationConfig={"PageSize": call.page_size}):
-            yield from page.get("jobSummaryList", [])
+            summaries = page.get("jobSummaryList", [])
+            yield from summaries
+            if stop is not None and stop(summaries):
+                return
 
     def describe_jobs(self, job_ids: Iterable[str]) -> DescribeResult:
         """JobDetails for ``job_ids``, at most 100 per call, duplicates dropped, in request order."""
@@ -111,18 +118,26 @@ class BatchJobsHook(AwsBaseHook):
             answers.extend(self.client.describe_jobs(jobs=chunk)["jobs"])
         return order_described(ids, answers)
 
-    def find_jobs(self, query: JobQuery) -> list[dict[str, Any]]:
-        """The jobs matching ``query``: summaries from ListJobs, or details for an explicit ``job_ids`` query."""
+    def find_jobs(
+        self, query: JobQuery, *, statuses: Sequence[str] = ALL_STATUSES, stop: PageStop | None = None
+    ) -> list[dict[str, Any]]:
+        """The jobs matching ``query``: summaries from ListJobs, or details for an explicit ``job_ids`` query.
+
+        ``statuses`` narrows a status-by-status listing (array children, MNP nodes); ``stop`` ends a listing early.
+        """
         if query.job_ids:
             return [job for job in self.describe_jobs(query.job_ids).jobs if query.matches(job)]
-        return select(query, (list(self.list_jobs(call)) for call in query.list_calls()))
+        return select(query, (list(self.list_jobs(call, stop)) for call in query.list_calls(statuses)))
 
     # -- async (the trigger) ------------------------------------------------------------------------------
-    async def alist_jobs(self, client: Any, call: ListCall) -> list[dict[str, Any]]:
+    async def alist_jobs(self, client: Any, call: ListCall, stop: PageStop | None = None) -> list[dict[str, Any]]:
         paginator = client.get_paginator("list_jobs")
         jobs: list[dict[str, Any]] = []
         async for page in paginator.paginate(**call.params, PaginationConfig={"PageSize": call.page_size}):
-            jobs.extend(page.get("jobSummaryList", []))
+            summaries = page.get("jobSummaryList", [])
+            jobs.extend(summaries)
+            if stop is not None and stop(summaries):
+                break
         return jobs
 
     async def adescribe_jobs(self, client: Any, job_ids: Iterable[str]) -> DescribeResult:
@@ -132,7 +147,9 @@ class BatchJobsHook(AwsBaseHook):
             answers.extend((await client.describe_jobs(jobs=chunk))["jobs"])
         return order_described(ids, answers)
 
-    async def afind_jobs(self, client: Any, query: JobQuery) -> list[dict[str, Any]]:
+    async def afind_jobs(
+        self, client: Any, query: JobQuery, *, statuses: Sequence[str] = ALL_STATUSES, stop: PageStop | None = None
+    ) -> list[dict[str, Any]]:
         if query.job_ids:
             return [job for job in (await self.adescribe_jobs(client, query.job_ids)).jobs if query.matches(job)]
-        return select(query, [await self.alist_jobs(client, call) for call in query.list_calls()])
+        return select(query, [await self.alist_jobs(client, call, stop) for call in query.list_calls(statuses)])
