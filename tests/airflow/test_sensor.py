@@ -156,6 +156,44 @@ def test_calls_per_poll_are_pages_not_jobs(emu: BatchEmulator, context: dict) ->
     assert emu.calls == {"ListJobs": 3}  # already described: not again
 
 
+def test_array_children_cost_the_listings_their_summary_asks_for(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 0, "duration": 60}]}, name="fan")
+    emu.submit("fan", arrayProperties={"size": 10})
+    s = sensor(job_name="fan", include_array_children=True)
+    result, pokes = poke_until_done(s, context, emu)
+    assert len(result.xcom_value) == 10
+    # status by status this would be 1 + 7 ListJobs a poke; the summary names the statuses worth a listing
+    assert emu.calls["ListJobs"] <= pokes * 3
+    emu.reset_counters()
+    s.poke(context)
+    assert emu.calls == {"ListJobs": 1}  # every child known finished: the queue listing alone
+
+
+def test_paging_stops_at_created_after_and_at_what_is_known_finished(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 0, "duration": 3600}]}, name="today")
+    for i in range(300):
+        emu.submit(f"yesterday-{i}")
+    emu.advance(3600)
+    start = emu.now_ms()
+    emu.advance(1)
+    today = [emu.submit("today") for _ in range(5)]
+    by_time = sensor(created_after=start)
+    assert not by_time.poke(context)
+    assert emu.calls == {"ListJobs": 1}  # the first page reaches yesterday: no 4 pages of it
+    emu.reset_counters()
+
+    everything = sensor(min_jobs=305)
+    assert not everything.poke(context)
+    assert emu.calls == {"ListJobs": 4, "DescribeJobs": 3}  # 305 jobs, 300 finished described in full calls
+    emu.advance(600)  # today's jobs run on; yesterday's are settled
+    emu.reset_counters()
+    assert not everything.poke(context)
+    assert emu.calls == {"ListJobs": 1}
+    emu.advance(3600)
+    result, _ = poke_until_done(everything, context, emu)
+    assert len(result.xcom_value) == 305 and set(today) <= {r["job_id"] for r in result.xcom_value}
+
+
 def test_transient_errors_give_no_verdict_then_fail_after_max(emu: BatchEmulator, context: dict) -> None:
     no_retry = {"retries": {"mode": "standard", "total_max_attempts": 1}}
     emu.add_outcome({"attempts": [{"exit_code": 1}]}, name="x")
