@@ -35,6 +35,7 @@ demo: install
 # Prints the tables in docs/benchmarks.md (about 4 minutes).
 bench: install
 	$(BIN)/python -m benchmarks.api_calls
+	$(BIN)/python -m benchmarks.listing_shortcuts
 	$(BIN)/python -m benchmarks.cpu_per_poll
 	$(BIN)/python -m benchmarks.triggerer
 	$(BIN)/python benchmarks/emulator_listing.py
