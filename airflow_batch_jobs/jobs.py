@@ -93,15 +93,14 @@ class JobView:
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.raw = raw
+        # read on every poll for every job (matching, counting, judging): plain attributes, not properties
+        self.job_id = str(raw["jobId"])
+        self.status = str(raw.get("status", ""))
 
     def __repr__(self) -> str:
         return f"JobView({self.job_name!r}, {self.job_id!r}, {self.status})"
 
     # -- identity and state -------------------------------------------------------------------------------
-    @property
-    def job_id(self) -> str:
-        return str(self.raw["jobId"])
-
     @property
     def job_name(self) -> str:
         return str(self.raw.get("jobName", ""))
@@ -117,10 +116,6 @@ class JobView:
     @property
     def job_definition(self) -> str | None:
         return self.raw.get("jobDefinition")
-
-    @property
-    def status(self) -> str:
-        return str(self.raw.get("status", ""))
 
     @property
     def status_reason(self) -> str | None:
@@ -196,7 +191,7 @@ class JobView:
             )
         return ()
 
-    @property
+    @cached_property
     def final_exit_code(self) -> int | None:
         """The exit code of the last attempt (what retries and the verdict judge)."""
         container = self.raw.get("container") or {}

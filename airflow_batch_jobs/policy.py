@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_jobs.query import ALL_STATUSES
+from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -138,11 +138,16 @@ def judge(
     ``runnable_since`` maps job ids to when they were first seen RUNNABLE (for ``runnable_timeout``).
     """
     counts = status_counts(jobs)
-    finished = [job for job in jobs if job.is_terminal]
-    outcomes = {job.job_id: policy.outcome(job) for job in finished}
-    failed = [job for job in finished if outcomes[job.job_id] == "failure"]
-    skipped = [job for job in finished if outcomes[job.job_id] == "skip"]
-    active = [job for job in jobs if not job.is_terminal]
+    failed: list[JobView] = []
+    skipped: list[JobView] = []
+    active: list[JobView] = []
+    for job in jobs:  # one pass: this runs for every job on every poll
+        if job.status not in TERMINAL_STATUSES:
+            active.append(job)
+        elif (outcome := policy.outcome(job)) == "failure":
+            failed.append(job)
+        elif outcome == "skip":
+            skipped.append(job)
     too_many_failed = len(failed) > policy.max_failed_jobs
 
     if policy.runnable_timeout is not None and runnable_since:

@@ -24,7 +24,7 @@ from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES, JobQuery
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Sequence
 
-    from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook, PageStop
+    from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook, Known, PageStop
 
 XCOM_DETAILS = ("summary", "full", "none")
 
@@ -77,12 +77,13 @@ class FindJobs:
     query: JobQuery
     statuses: Sequence[str] = ALL_STATUSES
     stop: PageStop | None = None
+    known: Known | None = None
 
     def run(self, hook: BatchJobsHook) -> list[dict[str, Any]]:
-        return hook.find_jobs(self.query, statuses=self.statuses, stop=self.stop)
+        return hook.find_jobs(self.query, statuses=self.statuses, stop=self.stop, known=self.known)
 
     async def arun(self, hook: BatchJobsHook, client: Any) -> list[dict[str, Any]]:
-        return await hook.afind_jobs(client, self.query, statuses=self.statuses, stop=self.stop)
+        return await hook.afind_jobs(client, self.query, statuses=self.statuses, stop=self.stop, known=self.known)
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,8 @@ class JobListing:
         """One poll, as the calls it needs (each sent back its answer): the query's pages (up to what is already
         known), each array parent's children (the statuses its summary says changed), then DescribeJobs for
         finished jobs in full calls of 100. Written once for the blocking and the async paths."""
-        everything = self.recall("", (yield FindJobs(self.query, stop=self.page_stop())))
+        listed = yield FindJobs(self.query, stop=self.page_stop(), known=self.finished.get(""))
+        everything = self.recall("", listed)
         self.settle(everything)
         jobs = self.narrow(everything)
         children: dict[str, list[dict[str, Any]]] = {}
@@ -282,10 +284,10 @@ class JobListing:
 
     def _children_steps(self, parent: dict[str, Any]) -> Generator[Call, list[dict[str, Any]], list[dict[str, Any]]]:
         query = JobQuery.build(array_job_id=parent["jobId"])
-        statuses = self.child_statuses(parent)
-        kids = self.recall(parent["jobId"], (yield FindJobs(query, statuses)) if statuses else [])
-        if self.missing_children(parent, kids) and statuses != ALL_STATUSES:
-            kids = self.recall(parent["jobId"], (yield FindJobs(query)))  # the summary lagged: list them all
+        statuses, known = self.child_statuses(parent), self.finished.get(parent["jobId"])
+        kids = self.recall(parent["jobId"], (yield FindJobs(query, statuses, known=known)) if statuses else [])
+        if self.missing_children(parent, kids) and statuses != ALL_STATUSES:  # the summary lagged: list them all
+            kids = self.recall(parent["jobId"], (yield FindJobs(query, known=known)))
         self.check_children(parent, kids)
         return kids
 

@@ -18,12 +18,14 @@ from airflow_batch_jobs import log_redaction
 from airflow_batch_jobs.query import ALL_STATUSES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from airflow_batch_jobs.query import JobQuery, ListCall
 
     # Called with each page's summaries; True ends the listing there (the caller knows the rest already).
     PageStop = Callable[[list[dict[str, Any]]], bool]
+    # Finished jobs' summaries by id, from earlier polls.
+    Known = Mapping[str, dict[str, Any]]
 
 # The service rejects more ids in one DescribeJobs call.
 DESCRIBE_JOBS_MAX_IDS = 100
@@ -53,6 +55,15 @@ def order_described(job_ids: Sequence[str], answers: Iterable[dict[str, Any]]) -
     return DescribeResult(
         jobs=[by_id[i] for i in job_ids if i in by_id], missing=[i for i in job_ids if i not in by_id]
     )
+
+
+def reuse_known(summaries: list[dict[str, Any]], known: Known | None) -> list[dict[str, Any]]:
+    """A page with finished jobs already known replaced by the summaries kept from earlier polls (final, so the
+    same). The page's own copies then die with the page instead of piling up in the collector's oldest
+    generation: with 10,000 finished jobs that made a full garbage collection every few polls."""
+    if not known:
+        return summaries
+    return [known.get(job["jobId"], job) for job in summaries]
 
 
 def merge_listings(listings: Iterable[Iterable[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -101,11 +112,13 @@ class BatchJobsHook(AwsBaseHook):
         return self.conn
 
     # -- sync ---------------------------------------------------------------------------------------------
-    def list_jobs(self, call: ListCall, stop: PageStop | None = None) -> Iterator[dict[str, Any]]:
+    def list_jobs(
+        self, call: ListCall, stop: PageStop | None = None, known: Known | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every JobSummary of one listing, through botocore's paginator, up to the page ``stop`` accepts."""
         paginator = self.client.get_paginator("list_jobs")
         for page in paginator.paginate(**call.params, PaginationConfig={"PageSize": call.page_size}):
-            summaries = page.get("jobSummaryList", [])
+            summaries = reuse_known(page.get("jobSummaryList", []), known)
             yield from summaries
             if stop is not None and stop(summaries):
                 return
@@ -119,22 +132,30 @@ class BatchJobsHook(AwsBaseHook):
         return order_described(ids, answers)
 
     def find_jobs(
-        self, query: JobQuery, *, statuses: Sequence[str] = ALL_STATUSES, stop: PageStop | None = None
+        self,
+        query: JobQuery,
+        *,
+        statuses: Sequence[str] = ALL_STATUSES,
+        stop: PageStop | None = None,
+        known: Known | None = None,
     ) -> list[dict[str, Any]]:
         """The jobs matching ``query``: summaries from ListJobs, or details for an explicit ``job_ids`` query.
 
-        ``statuses`` narrows a status-by-status listing (array children, MNP nodes); ``stop`` ends a listing early.
+        ``statuses`` narrows a status-by-status listing (array children, MNP nodes); ``stop`` ends a listing early;
+        ``known`` holds finished jobs' summaries from earlier polls, returned in place of each page's copy.
         """
         if query.job_ids:
             return [job for job in self.describe_jobs(query.job_ids).jobs if query.matches(job)]
-        return select(query, (list(self.list_jobs(call, stop)) for call in query.list_calls(statuses)))
+        return select(query, (list(self.list_jobs(call, stop, known)) for call in query.list_calls(statuses)))
 
     # -- async (the trigger) ------------------------------------------------------------------------------
-    async def alist_jobs(self, client: Any, call: ListCall, stop: PageStop | None = None) -> list[dict[str, Any]]:
+    async def alist_jobs(
+        self, client: Any, call: ListCall, stop: PageStop | None = None, known: Known | None = None
+    ) -> list[dict[str, Any]]:
         paginator = client.get_paginator("list_jobs")
         jobs: list[dict[str, Any]] = []
         async for page in paginator.paginate(**call.params, PaginationConfig={"PageSize": call.page_size}):
-            summaries = page.get("jobSummaryList", [])
+            summaries = reuse_known(page.get("jobSummaryList", []), known)
             jobs.extend(summaries)
             if stop is not None and stop(summaries):
                 break
@@ -148,8 +169,15 @@ class BatchJobsHook(AwsBaseHook):
         return order_described(ids, answers)
 
     async def afind_jobs(
-        self, client: Any, query: JobQuery, *, statuses: Sequence[str] = ALL_STATUSES, stop: PageStop | None = None
+        self,
+        client: Any,
+        query: JobQuery,
+        *,
+        statuses: Sequence[str] = ALL_STATUSES,
+        stop: PageStop | None = None,
+        known: Known | None = None,
     ) -> list[dict[str, Any]]:
         if query.job_ids:
             return [job for job in (await self.adescribe_jobs(client, query.job_ids)).jobs if query.matches(job)]
-        return select(query, [await self.alist_jobs(client, call, stop) for call in query.list_calls(statuses)])
+        calls = query.list_calls(statuses)
+        return select(query, [await self.alist_jobs(client, call, stop, known) for call in calls])

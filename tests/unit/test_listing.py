@@ -186,3 +186,16 @@ def test_job_name_listings_are_never_cut_short(hook_and_stub) -> None:
     expect_pages(stub, {"name": "JOB_NAME", "values": ["fan"]}, history())
     assert sorted(states(listing.collect(hook))) == ["j2", "j3", "j4", "j5"]
     assert listing.settled_before is None
+
+
+def test_finished_jobs_already_known_come_back_as_the_kept_summaries(hook_and_stub) -> None:
+    """The page's own copies die young instead of piling up in the collector's oldest generation."""
+    hook, stub = hook_and_stub
+    listing = newest_first_listing(job_name="fan")
+    flt = {"name": "JOB_NAME", "values": ["fan"]}
+    expect_pages(stub, flt, history())
+    first = {j["jobId"]: j for j in listing.collect(hook)}
+    expect_pages(stub, flt, history())
+    second = {j["jobId"]: j for j in listing.collect(hook)}
+    assert all(second[i] is first[i] for i in ("j4", "j3", "j2", "j1"))
+    assert second["j5"] is not first["j5"] and second["j5"] == first["j5"]  # active: the new sighting
