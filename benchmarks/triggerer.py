@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from unittest import mock
 
 from airflow_batch_jobs.policy import Policy
@@ -65,8 +66,48 @@ def rss_kib() -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
-async def capacity(queries: int) -> tuple[float, float, float, int]:
-    """(KiB per trigger, worst loop lag ms, median lag ms, polls made) for TRIGGERS triggers over ``queries``."""
+class FullCollections:
+    """When CPython's full (generation 2) garbage collections ran: they stop the whole process, triggers or not."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.monotonic()
+        else:
+            self.pauses.append((self._started, time.monotonic()))
+
+    def during(self, start: float, end: float) -> bool:
+        return any(s < end and e > start for s, e in self.pauses)
+
+    @property
+    def longest_ms(self) -> float:
+        return max((e - s for s, e in self.pauses), default=0.0) * 1000
+
+
+def full_collection_ms() -> float:
+    start = time.monotonic()
+    gc.collect()
+    return (time.monotonic() - start) * 1000
+
+
+@dataclass
+class Capacity:
+    kib_per_trigger: float
+    worst_lag_ms: float
+    median_lag_ms: float
+    worst_lag_outside_gc_ms: float
+    full_collections: int
+    longest_collection_ms: float
+    polls: int
+
+
+async def capacity(queries: int) -> Capacity:
+    """Memory and loop lag for TRIGGERS triggers over ``queries``, with CPython's full collections told apart."""
     # a warm-up trigger pays for the imports and the first client, so the growth is the triggers' own
     warm = asyncio.ensure_future(anext(trigger("warm-*", POLL_SECONDS).run()))
     await asyncio.sleep(3)
@@ -76,11 +117,18 @@ async def capacity(queries: int) -> tuple[float, float, float, int]:
     before = rss_kib()
     tasks = [asyncio.ensure_future(anext(trigger(f"job-{i % queries}", POLL_SECONDS).run())) for i in range(TRIGGERS)]
     lags: list[float] = []
+    outside_gc: list[float] = []
+    collections = FullCollections()
+    gc.callbacks.append(collections)
     end = time.monotonic() + RUN_SECONDS
     while time.monotonic() < end:
         t0 = time.monotonic()
         await asyncio.sleep(0.01)
-        lags.append(time.monotonic() - t0 - 0.01)
+        t1 = time.monotonic()
+        lags.append(t1 - t0 - 0.01)
+        if not collections.during(t0, t1):
+            outside_gc.append(t1 - t0 - 0.01)
+    gc.callbacks.remove(collections)
     gc.collect()
     after = rss_kib()
     done = [t for t in tasks if t.done()]
@@ -91,7 +139,15 @@ async def capacity(queries: int) -> tuple[float, float, float, int]:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     lags.sort()
-    return (after - before) / TRIGGERS, lags[-1] * 1000, lags[len(lags) // 2] * 1000, polls
+    return Capacity(
+        (after - before) / TRIGGERS,
+        lags[-1] * 1000,
+        lags[len(lags) // 2] * 1000,
+        max(outside_gc, default=0.0) * 1000,
+        len(collections.pauses),
+        collections.longest_ms,
+        polls,
+    )
 
 
 def emulator_process(jobs: int) -> tuple[subprocess.Popen[str], str]:
@@ -121,19 +177,27 @@ def main() -> None:
         print(f"| {k} | {lists} | {describes} | {polls} | {lists / polls:.2f} |")
 
     print(f"\n### Triggerer capacity ({TRIGGERS:,} triggers, poll every {POLL_SECONDS:g} s, {RUN_SECONDS:g} s wall)\n")
-    print("| distinct queries | KiB per trigger | worst loop lag | median loop lag | polls made |")
-    print("|---|---|---|---|---|")
+    print(f"A full garbage collection of this process with no trigger yet: {full_collection_ms():.0f} ms.\n")
+    print(
+        "| distinct queries | KiB per trigger | worst loop lag | median loop lag | worst lag outside full GCs "
+        "| full GCs | longest full GC | polls made |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for queries in (10, TRIGGERS):
         proc, endpoint = emulator_process(jobs=queries)
         conn_json = json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
                                 "extra": {"region_name": "us-east-1", "endpoint_url": endpoint}})  # fmt: skip
         try:
             with mock.patch.dict(os.environ, {"AIRFLOW_CONN_AWS_DEFAULT": conn_json}):
-                per, worst, median, polls = asyncio.run(capacity(queries))
+                c = asyncio.run(capacity(queries))
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-        print(f"| {queries:,} | {per:.1f} | {worst:.0f} ms | {median:.1f} ms | {polls:,} |")
+        print(
+            f"| {queries:,} | {c.kib_per_trigger:.1f} | {c.worst_lag_ms:.0f} ms | {c.median_lag_ms:.1f} ms | "
+            f"{c.worst_lag_outside_gc_ms:.0f} ms | {c.full_collections} | {c.longest_collection_ms:.0f} ms | "
+            f"{c.polls:,} |"
+        )
 
 
 if __name__ == "__main__":
