@@ -119,9 +119,10 @@ class SharedPoll:
             poll.intervals[interval] -= 1
             if poll.intervals[interval] <= 0:
                 del poll.intervals[interval]
-            if not poll.intervals:  # the last subscriber left
+            if not poll.intervals:  # the last subscriber left: stop the loop and let it close its client
                 polls.pop(key, None)
                 poll._task.cancel()
+                await asyncio.gather(poll._task, return_exceptions=True)
 
     @property
     def subscribers(self) -> int:

@@ -13,7 +13,7 @@ import pytest
 from airflow_batch_jobs.policy import Policy
 from airflow_batch_jobs.query import JobQuery
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
-from airflow_batch_jobs.triggers.shared_poll import SharedPoll
+from airflow_batch_jobs.triggers.shared_poll import ClientPool, SharedPoll
 
 if TYPE_CHECKING:
     from airflow_batch_jobs.testing import BatchEmulator
@@ -43,10 +43,14 @@ class EmulatedTime:
 
 
 async def events_of(triggers: list[BatchJobsTrigger]) -> list[dict[str, Any]]:
-    async def first(t: BatchJobsTrigger) -> dict[str, Any]:
-        return (await anext(t.run())).payload
+    """Run each trigger to its end, as Airflow's triggerer does; each yields exactly one event."""
 
-    return list(await asyncio.gather(*(first(t) for t in triggers)))
+    async def only_event(t: BatchJobsTrigger) -> dict[str, Any]:
+        events = [event.payload async for event in t.run()]
+        assert len(events) == 1
+        return events[0]
+
+    return list(await asyncio.gather(*(only_event(t) for t in triggers)))
 
 
 @pytest.mark.usefixtures("batch_aws_conn")
@@ -66,6 +70,8 @@ async def test_k_triggers_cost_one_poll_per_interval(batch_emulator: BatchEmulat
     assert batch_emulator.calls["ListJobs"] <= 3 * (clock.polls + 1)
     assert batch_emulator.calls["DescribeJobs"] <= 3 + 1  # each finished job described once for everyone
     assert SharedPoll._loops.get(asyncio.get_running_loop()) == {}  # the loop stopped with its last subscriber
+    assert ClientPool._loops.get(asyncio.get_running_loop()) == {}
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # nothing left running: the client is closed
 
 
 @pytest.mark.usefixtures("batch_aws_conn")
