@@ -40,25 +40,28 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def _states(env: dict[str, str], dag_id: str) -> dict[str, str]:
+def _read_db(env: dict[str, str], model_import: str, rows: str, value: str) -> dict[str, Any]:
+    """``{task_id: value}`` for the DAG run's rows, read from the metadata DB by a separate process (an outside
+    reader's view, after ``airflow dags test`` has exited)."""
     code = (
-        "import json\nfrom airflow.utils.session import create_session\nfrom airflow.models import TaskInstance\n"
-        f"with create_session() as s:\n    tis = s.query(TaskInstance).filter_by(dag_id={dag_id!r}).all()\n"
-        "    print(json.dumps({ti.task_id: str(ti.state) for ti in tis}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _xcoms(env: dict[str, str], dag_id: str) -> dict[str, Any]:
-    """Each task's return value from the DAG's metadata DB, as an outside reader sees it."""
-    code = (
-        "import json\nfrom airflow.utils.session import create_session\nfrom airflow.models.xcom import XComModel\n"
-        f"with create_session() as s:\n    rows = s.query(XComModel).filter_by(dag_id={dag_id!r}, key='return_value')\n"
-        "    print(json.dumps({r.task_id: XComModel.deserialize_value(r) for r in rows}))\n"
+        f"import json\nfrom airflow.utils.session import create_session\n{model_import}\n"
+        f"with create_session() as s:\n    print(json.dumps({{r.task_id: {value} for r in {rows}}}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _states(env: dict[str, str], dag_id: str) -> dict[str, Any]:
+    """Each task's state."""
+    model = "from airflow.models import TaskInstance"
+    return _read_db(env, model, f"s.query(TaskInstance).filter_by(dag_id={dag_id!r})", "str(r.state)")
+
+
+def _xcoms(env: dict[str, str], dag_id: str) -> dict[str, Any]:
+    """Each task's return value."""
+    model = "from airflow.models.xcom import XComModel"
+    rows = f"s.query(XComModel).filter_by(dag_id={dag_id!r}, key='return_value')"
+    return _read_db(env, model, rows, "XComModel.deserialize_value(r)")
 
 
 def _dags_test(env: dict[str, str], dag_id: str) -> str:

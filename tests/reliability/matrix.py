@@ -268,7 +268,9 @@ def create_jobs_while_paging(emu: BatchEmulator, page: int) -> None:
 def rows() -> list[tuple[str, Callable[[], Outcome]]]:
     """(fault, run) for every row of the matrix; each run builds its own emulator."""
 
-    def poke(fault: str, **kw: Any) -> Callable[[], Outcome]:
+    def row(runner: Callable[..., Outcome], fault: str, **kw: Any) -> Callable[[], Outcome]:
+        """A row: an emulator with ``jobs`` and the injected faults / latency, waited on by ``runner``."""
+
         def run() -> Outcome:
             emu = make_emulator(jobs=kw.pop("jobs", JOBS), seed=kw.pop("seed", 0))
             try:
@@ -276,23 +278,17 @@ def rows() -> list[tuple[str, Callable[[], Outcome]]]:
                     emu.inject(op, kind, rate=rate)
                 for op, kind, seconds in kw.pop("latency", ()):
                     emu.inject(op, kind, seconds=seconds)
-                return run_sensor(fault, emu, **kw)
+                return runner(fault, emu, **kw)
             finally:
                 emu.stop()
 
         return run
+
+    def poke(fault: str, **kw: Any) -> Callable[[], Outcome]:
+        return row(run_sensor, fault, **kw)
 
     def deferred(fault: str, **kw: Any) -> Callable[[], Outcome]:
-        def run() -> Outcome:
-            emu = make_emulator(seed=kw.pop("seed", 0))
-            try:
-                for op, kind, rate in kw.pop("faults", ()):
-                    emu.inject(op, kind, rate=rate)
-                return run_trigger(fault, emu, **kw)
-            finally:
-                emu.stop()
-
-        return run
+        return row(run_trigger, fault, **kw)
 
     def retention() -> Outcome:
         """Jobs age out of ListJobs (10 min retention) while the wait still expects more (min_jobs)."""
