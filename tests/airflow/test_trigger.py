@@ -92,3 +92,34 @@ async def test_a_page_failing_mid_listing_gives_no_verdict(batch_emulator: Batch
     assert sleeps[0] >= 0.8 * 10 and set(sleeps[1:]) == {5}  # the broken poll backed off instead of judging
     assert event["status"] == "failure" and event["failed"] == 1, event["message"]
     assert len(event["records"]) == 221
+
+
+@pytest.mark.usefixtures("batch_aws_conn")
+async def test_the_async_poll_takes_the_same_shortcuts(batch_emulator: BatchEmulator) -> None:
+    """Children by the parent's statusSummary and paging cut at created_after, on the trigger's aiobotocore path."""
+    emu = batch_emulator
+    for i in range(300):
+        emu.submit(f"old-{i}")
+    emu.advance(3600)
+    start = emu.now_ms()
+    emu.advance(1)
+    emu.add_outcome({"attempts": [{"exit_code": 0, "duration": 60}]}, name="fan")
+    parent = emu.submit("fan", arrayProperties={"size": 10})
+    calls_per_poll: list[int] = []
+
+    async def emulated_sleep(seconds: float) -> None:
+        calls_per_poll.append(emu.calls.get("ListJobs", 0))
+        emu.reset_counters()
+        emu.advance(30)
+        await asyncio.sleep(0)
+
+    t = BatchJobsTrigger(
+        query=JobQuery.build(job_queue="queue", created_after=start).to_dict(),
+        policy=Policy.build(include_array_children=True).to_dict(),
+    )
+    with mock.patch.object(SharedPoll, "sleep", staticmethod(emulated_sleep)):
+        events = [e.payload async for e in t.run()]
+    assert events[0]["status"] == "success"
+    assert sorted(r["job_id"] for r in events[0]["records"]) == sorted(f"{parent}:{i}" for i in range(10))
+    # per poll: one queue page (not the 4 that 300 older jobs fill) and the children's statuses that changed
+    assert max(calls_per_poll[1:]) <= 3
