@@ -85,7 +85,7 @@ def test_array_fanout_dag_runs_against_the_emulator(airflow_home: dict[str, str]
         assert "child" in run.stdout + run.stderr and "failed with exit code 1" in run.stdout + run.stderr
         assert _states(env, "example_array_fanout") == {"wait_for_children": "success", "report": "success"}
         # a queue page, then the children in the statuses their parent's summary shows (not all 7 statuses a poll)
-        assert 2 <= emu.calls.get("ListJobs", 0)
+        assert emu.calls.get("ListJobs", 0) >= 2
 
 
 def test_nightly_dag_fails_with_a_readable_message(airflow_home: dict[str, str]) -> None:
