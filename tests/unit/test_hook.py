@@ -1,25 +1,11 @@
 from __future__ import annotations
 
-import boto3
-import pytest
-from botocore.stub import Stubber
-
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.query import JobQuery
 
 
 def _summary(job_id: str, name: str = "etl-a", status: str = "SUCCEEDED", created: int = 1) -> dict:
     return {"jobId": job_id, "jobName": name, "status": status, "createdAt": created}
-
-
-@pytest.fixture
-def hook_and_stub():
-    client = boto3.client("batch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
-    hook = BatchJobsHook(aws_conn_id=None, region_name="us-east-1")
-    hook.__dict__["conn"] = client  # the cached client property
-    with Stubber(client) as stub:
-        yield hook, stub
-        stub.assert_no_pending_responses()
 
 
 def test_queue_listing_pages_with_one_filter_and_largest_page(hook_and_stub) -> None:

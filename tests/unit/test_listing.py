@@ -5,28 +5,16 @@ botocore's Stubber fails on any call not queued in this order, so each test stat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-import pytest
-from botocore.stub import Stubber
-
-from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.query import ALL_STATUSES, JobQuery
 from airflow_batch_jobs.watch import LISTING_LAG_MS, JobListing
 
+if TYPE_CHECKING:
+    from botocore.stub import Stubber
+
 MINUTE = 60_000
 T0 = 1_800_000_000_000  # epoch ms
-
-
-@pytest.fixture
-def hook_and_stub():
-    client = boto3.client("batch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
-    hook = BatchJobsHook(aws_conn_id=None, region_name="us-east-1")
-    hook.__dict__["conn"] = client  # the cached client property
-    with Stubber(client) as stub:
-        yield hook, stub
-        stub.assert_no_pending_responses()
 
 
 def job(job_id: str, status: str = "SUCCEEDED", created: int = T0, **extra: Any) -> dict[str, Any]:
