@@ -107,10 +107,14 @@ class JobListing:
     children applied), the details of finished ones (each described once) and the finished jobs each listing
     returned. Waits on the same query can share one (the triggerer does)."""
 
-    def __init__(self, query: JobQuery, match: str = "all", include_array_children: bool = False) -> None:
+    def __init__(
+        self, query: JobQuery, match: str = "all", include_array_children: bool = False, describe_early: bool = True
+    ) -> None:
         self.query = query
         self.match = match
         self.include_array_children = include_array_children
+        # describe finished jobs while the wait goes on: pays off only if this listing lives to the verdict
+        self.describe_early = describe_early
         self.described: dict[str, JobView] = {}  # finished jobs' details, as views: final, so built once
         # listing ("" = the query's, else an array parent's id) -> finished jobs it returned: final, kept so a
         # job that ages out of ListJobs (retention) while the wait goes on still counts
@@ -120,8 +124,8 @@ class JobListing:
         self._describing = asyncio.Lock()  # waits sharing this listing describe each job once between them
 
     @classmethod
-    def for_policy(cls, query: JobQuery, policy: Policy) -> JobListing:
-        return cls(query, policy.match, policy.include_array_children)
+    def for_policy(cls, query: JobQuery, policy: Policy, describe_early: bool = True) -> JobListing:
+        return cls(query, policy.match, policy.include_array_children, describe_early)
 
     def recall(self, listing: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``jobs`` plus the finished jobs this listing returned before and no longer does (retention)."""
@@ -277,7 +281,7 @@ class JobListing:
         for parent in self.array_parents(jobs):
             children[parent["jobId"]] = yield from self._children_steps(parent)
         jobs = self.expand(jobs, children)
-        pending = self.to_describe(jobs)
+        pending = self.to_describe(jobs) if self.describe_early else []
         if pending:
             self.absorb((yield DescribeJobs(pending)))
         return jobs
@@ -301,11 +305,12 @@ class JobWatch:
         policy: Policy,
         clock: Callable[[], int] = wall_clock_ms,
         listing: JobListing | None = None,
+        describe_early: bool = True,
     ) -> None:
         self.query = query
         self.policy = policy
         self.clock = clock
-        self.listing = listing or JobListing.for_policy(query, policy)
+        self.listing = listing or JobListing.for_policy(query, policy, describe_early)
         self.runnable_since: dict[str, int] = {}
         self.seen: set[str] = set()
         self.new_since_last_poll = 0

@@ -94,9 +94,12 @@ class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
 
     @property
     def watch(self) -> JobWatch:
-        """Built on first use, after rendering; kept across pokes (finished jobs are described once)."""
+        """Built on first use, after rendering; kept across pokes (finished jobs are described once). A watch that
+        will not live to the verdict (a reschedule try, the poke before deferring) describes only at a verdict:
+        the summaries judge, and details learned early would be lost with it."""
         if self._watch is None:
-            self._watch = JobWatch(self.build_query(), self.policy)
+            lives_on = not self.deferrable and self.mode != "reschedule"
+            self._watch = JobWatch(self.build_query(), self.policy, describe_early=lives_on)
         return self._watch
 
     def execute(self, context: Any) -> Any:

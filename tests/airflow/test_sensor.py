@@ -156,6 +156,26 @@ def test_calls_per_poll_are_pages_not_jobs(emu: BatchEmulator, context: dict) ->
     assert emu.calls == {"ListJobs": 3}  # already described: not again
 
 
+def test_a_watch_that_will_not_live_to_the_verdict_describes_only_at_one(emu: BatchEmulator, context: dict) -> None:
+    """A reschedule try, or the poke before deferring, would lose what it described: it judges on summaries."""
+    emu.add_outcome({"attempts": [{"exit_code": 0, "duration": 3600}]}, name="bulk-slow")
+    for i in range(250):
+        emu.submit(f"bulk-{i}")
+    emu.submit("bulk-slow")
+    emu.advance(600)
+    for waiting in (sensor(job_name="bulk-*", mode="reschedule"), sensor(job_name="bulk-*", deferrable=True)):
+        emu.reset_counters()
+        assert not waiting.poke(context)
+        assert emu.calls == {"ListJobs": 3}
+    emu.reset_counters()
+    assert not sensor(job_name="bulk-*").poke(context)  # a poke-mode watch keeps its details: full calls of 100
+    assert emu.calls == {"ListJobs": 3, "DescribeJobs": 2}
+    emu.advance(3600)
+    emu.reset_counters()
+    result, _ = poke_until_done(sensor(job_name="bulk-*", mode="reschedule"), context, emu)
+    assert len(result.xcom_value) == 251 and emu.calls == {"ListJobs": 3, "DescribeJobs": 3}  # all at the verdict
+
+
 def test_array_children_cost_the_listings_their_summary_asks_for(emu: BatchEmulator, context: dict) -> None:
     emu.add_outcome({"attempts": [{"exit_code": 0, "duration": 60}]}, name="fan")
     emu.submit("fan", arrayProperties={"size": 10})
