@@ -9,10 +9,10 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from airflow_batch_jobs.testing.clock import Clock, ManualClock, ScaledClock
 from airflow_batch_jobs.testing.faults import Fault, FaultPlan
+from airflow_batch_jobs.testing.keepalive import KeepAliveServer
 from airflow_batch_jobs.testing.model import DEFAULT_RETENTION_S, BatchModel
 from airflow_batch_jobs.testing.outcomes import JobScript, OutcomeRules
 from airflow_batch_jobs.testing.scenario import Scenario
@@ -23,20 +23,10 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
 
-    from werkzeug.serving import BaseWSGIServer
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-
-
-class _QuietKeepAliveHandler(WSGIRequestHandler):
-    """HTTP/1.1 keep-alive (botocore reuses connections) and no access log line per request."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 class BatchEmulator:
@@ -76,7 +66,7 @@ class BatchEmulator:
         )
         self.faults = FaultPlan(seed=seed)
         self.app = BatchApp(self.model, self.faults, validate_responses=validate_responses)
-        self._server: BaseWSGIServer | None = None
+        self._server: KeepAliveServer | None = None
         self._thread: threading.Thread | None = None
         if scenario is not None:
             Scenario.load(scenario).apply(self)
@@ -86,9 +76,7 @@ class BatchEmulator:
         """Start serving; after :meth:`stop`, starts again on the same port with the same state."""
         if self._server is not None:
             return self
-        self._server = make_server(
-            self.host, self.port, self.app, threaded=True, request_handler=_QuietKeepAliveHandler
-        )
+        self._server = KeepAliveServer(self.host, self.port, self.app)
         self.port = self._server.server_port
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="batch-emulator", daemon=True

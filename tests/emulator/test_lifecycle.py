@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 from unittest import mock
 
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionClosedError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from airflow_batch_jobs.testing import BatchEmulator
 from airflow_batch_jobs.testing.scenario import definition_body
@@ -119,6 +120,31 @@ def test_faults_throttle_server_drop_and_counters(batch_emulator: BatchEmulator)
     # the default client (standard retries) rides over a throttled call
     batch_emulator.inject("ListJobs", "throttle", count=1)
     batch_emulator.client().list_jobs(jobQueue="queue", jobStatus="RUNNING")
+
+
+def test_connections_stay_open_between_calls_and_close_with_the_emulator() -> None:
+    """Like an AWS endpoint, one connection serves call after call; stopping the emulator closes it."""
+    connects: list[Any] = []
+    real_connect = socket.socket.connect
+
+    def counting_connect(sock: socket.socket, address: Any) -> None:
+        connects.append(address)
+        real_connect(sock, address)
+
+    no_retry = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    with BatchEmulator() as emu:
+        emu.setup()
+        client = emu.client(config=no_retry)
+        with mock.patch.object(socket.socket, "connect", counting_connect):
+            for _ in range(10):
+                client.list_jobs(jobQueue="queue", jobStatus="RUNNING")
+            assert len(connects) == 1
+            emu.stop()
+            with pytest.raises((EndpointConnectionError, ConnectionClosedError)):
+                client.list_jobs(jobQueue="queue", jobStatus="RUNNING")  # the pooled connection is gone too
+            emu.start()
+            client.list_jobs(jobQueue="queue", jobStatus="RUNNING")
+            assert len(connects) >= 2
 
 
 def test_rate_faults_are_deterministic_under_a_seed() -> None:
