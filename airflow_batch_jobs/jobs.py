@@ -154,17 +154,6 @@ class JobView:
         return self.raw.get("arrayProperties")
 
     @property
-    def array_size(self) -> int | None:
-        """The number of children when this is an array parent."""
-        props = self.array_properties or {}
-        return props.get("size")
-
-    @property
-    def array_index(self) -> int | None:
-        props = self.array_properties or {}
-        return props.get("index")
-
-    @property
     def node_properties(self) -> Mapping[str, Any] | None:
         return self.raw.get("nodeProperties") or self.raw.get("nodeDetails")
 
