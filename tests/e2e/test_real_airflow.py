@@ -98,6 +98,12 @@ class Airflow:
         ti = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait")
         return ti.get("state")
 
+    def task_log(self, dag_id: str, run_id: str) -> str:
+        """The task's log of its latest try, read over REST (what a user sees in the UI)."""
+        ti = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait")
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait/logs/{ti['try_number']}?full_content=true"
+        return json.dumps(self.request("GET", path))
+
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[BatchEmulator]:
@@ -164,7 +170,8 @@ def test_deferrable_sensor_in_a_real_triggerer(airflow: Airflow, emulator: Batch
         )
         for dag_id, run_id in runs.items()
     }
-    assert finals == {"e2e_deferrable_ok": "success", "e2e_deferrable_bad": "failed"}, airflow.logs()
+    task_logs = "\n".join(f"--- task log of {d}\n{airflow.task_log(d, r)[-6000:]}" for d, r in runs.items())
+    assert finals == {"e2e_deferrable_ok": "success", "e2e_deferrable_bad": "failed"}, airflow.logs() + task_logs
 
     ok_run = runs["e2e_deferrable_ok"]
     xcom = airflow.request(
@@ -174,12 +181,6 @@ def test_deferrable_sensor_in_a_real_triggerer(airflow: Airflow, emulator: Batch
     assert sorted(r["job_name"] for r in records) == ["ok-1", "ok-2"]
     assert all(r["status"] == "SUCCEEDED" and r["final_exit_code"] == 0 for r in records)
 
-    bad_run = runs["e2e_deferrable_bad"]
-    ti = airflow.request("GET", f"/dags/e2e_deferrable_bad/dagRuns/{bad_run}/taskInstances/wait")
-    log = airflow.request(
-        "GET",
-        f"/dags/e2e_deferrable_bad/dagRuns/{bad_run}/taskInstances/wait/logs/{ti['try_number']}?full_content=true",
-    )
-    text = json.dumps(log)
+    text = airflow.task_log("e2e_deferrable_bad", runs["e2e_deferrable_bad"])
     assert "1 of 2 AWS Batch job(s) failed" in text
     assert "bad-2" in text and "exit code 2" in text and "disk full on /scratch" in text
