@@ -98,6 +98,14 @@ class Airflow:
         ti = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait")
         return ti.get("state")
 
+    def scheduler_saw_defer_exit(self, dag_id: str, run_id: str) -> bool:
+        """Whether the scheduler has drained the executor's "success" for the worker that exited to defer. Airflow
+        3.3.2 fails a resumed task whose stale defer-exit event arrives once it is queued again (apache/airflow#67287,
+        the queued-state variant of #66374), so the test lets jobs finish only after this."""
+        key = f"TaskInstanceKey(dag_id='{dag_id}', task_id='wait', run_id='{run_id}', try_number=1"
+        text = (self.home / "scheduler.log").read_text(errors="replace")
+        return any("Received executor event with state success" in line and key in line for line in text.splitlines())
+
     def task_log(self, dag_id: str, run_id: str) -> str:
         """The task's log of its latest try, read over REST (what a user sees in the UI)."""
         ti = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait")
@@ -161,6 +169,9 @@ def test_deferrable_sensor_in_a_real_triggerer(airflow: Airflow, emulator: Batch
     before = emulator.calls.get("ListJobs", 0)
     airflow.wait_for("the triggerer polling", lambda: emulator.calls.get("ListJobs", 0) >= before + 4, timeout=60)
     assert all(airflow.task_state(d, r) == "deferred" for d, r in runs.items())  # still waiting: nothing finished
+    for dag_id, run_id in runs.items():
+        drained = lambda d=dag_id, r=run_id: airflow.scheduler_saw_defer_exit(d, r)  # noqa: E731
+        airflow.wait_for(f"the scheduler to drain {dag_id}'s defer exit", drained)
 
     emulator.advance(3600)  # every job runs to its end
     finals = {
