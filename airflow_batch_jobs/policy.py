@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES
+from airflow_batch_jobs.query import ALL_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -142,7 +142,7 @@ def judge(
     skipped: list[JobView] = []
     active: list[JobView] = []
     for job in jobs:  # one pass: this runs for every job on every poll
-        if job.status not in TERMINAL_STATUSES:
+        if not job.is_terminal:
             active.append(job)
         elif (outcome := policy.outcome(job)) == "failure":
             failed.append(job)

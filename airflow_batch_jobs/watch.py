@@ -70,6 +70,11 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
+def is_finished(job: dict[str, Any]) -> bool:
+    """Whether a JobSummary / JobDetail dict is in a terminal status (final: it never changes again)."""
+    return job.get("status") in TERMINAL_STATUSES
+
+
 @dataclass(frozen=True)
 class FindJobs:
     """A poll step: the jobs of a query (``statuses`` for children listings, ``stop`` to end paging early)."""
@@ -132,7 +137,7 @@ class JobListing:
         known = self.finished.setdefault(listing, {})
         listed = {j["jobId"] for j in jobs}
         gone = [j for job_id, j in known.items() if job_id not in listed]
-        known.update((j["jobId"], j) for j in jobs if j.get("status") in ("SUCCEEDED", "FAILED"))
+        known.update((j["jobId"], j) for j in jobs if is_finished(j))
         return jobs + gone
 
     def narrow(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -221,16 +226,14 @@ class JobListing:
             self.settled_before = None
             return
         newest: int = max(job["createdAt"] for job in jobs)
-        active = [job["createdAt"] for job in jobs if job.get("status") not in TERMINAL_STATUSES]
+        active = [job["createdAt"] for job in jobs if not is_finished(job)]
         self.settled_before = min([newest - LISTING_LAG_MS, *active])
 
     def to_describe(self, jobs: list[dict[str, Any]], *, all_of_them: bool = False) -> list[str]:
         """Finished jobs not yet described: each is described once over the whole wait, in full calls of 100
         while the wait goes on (the summary's status and exit code are enough to judge), and every one left once
         the verdict is in (the records need attempts and log streams)."""
-        pending = [
-            j["jobId"] for j in jobs if j.get("status") in ("SUCCEEDED", "FAILED") and j["jobId"] not in self.described
-        ]
+        pending = [j["jobId"] for j in jobs if is_finished(j) and j["jobId"] not in self.described]
         return pending if all_of_them else pending[: len(pending) // DESCRIBE_JOBS_MAX_IDS * DESCRIBE_JOBS_MAX_IDS]
 
     def absorb(self, details: Sequence[dict[str, Any]]) -> None:
