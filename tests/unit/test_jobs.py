@@ -7,12 +7,13 @@ from pathlib import Path
 
 from airflow_batch_jobs.jobs import REDACTED, JobView, redact
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+# The DescribeJobs example of the AWS boto3 reference page (where it comes from: the file's header).
+DESCRIBE_JOBS_EXAMPLE = Path(__file__).resolve().parent / "data" / "describe_jobs_example.txt"
 
 
 def _seed_expected_output() -> dict:
     """The "Expected Output" of the DescribeJobs example in the AWS reference page, parsed as Python."""
-    text = (SEEDS / "describe_jobs.txt").read_text()
+    text = DESCRIBE_JOBS_EXAMPLE.read_text()
     block = text.split("Expected Output:", 1)[1]
     block = re.sub(r"'ResponseMetadata': \{.*?\},", "", block, flags=re.S)
     return ast.literal_eval(block.strip())
