@@ -5,6 +5,11 @@
 - ``batch_client``: a boto3 Batch client for it.
 - ``batch_aws_conn``: sets ``AIRFLOW_CONN_AWS_DEFAULT`` (and ``AIRFLOW_CONN_BATCH_EMULATOR``) to an ``aws``
   connection whose ``endpoint_url`` is the emulator, so hooks, sensors and operators reach it unchanged.
+
+pytest loads this module in every environment where the provider is installed, also without the ``testing``
+extra (the entry point cannot depend on an extra). So it imports nothing from the extra at module level: the
+emulator is imported when a fixture is used, and a missing dependency then fails that test with the command that
+installs it, instead of breaking every pytest run.
 """
 
 from __future__ import annotations
@@ -13,15 +18,30 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_batch_jobs.testing.emulator import BatchEmulator
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from airflow_batch_jobs.testing.emulator import BatchEmulator
+
+INSTALL_HINT = "pip install 'airflow-batch-jobs[testing]'"
+
+
+def _emulator_class() -> type[BatchEmulator]:
+    try:
+        from airflow_batch_jobs.testing.emulator import BatchEmulator
+    except ImportError as exc:
+        missing = f"'{exc.name}' is not installed" if exc.name else str(exc)
+    else:
+        return BatchEmulator
+    pytest.fail(  # outside the except block: one clear message, not a chained traceback
+        f"The batch_emulator fixture needs the local AWS Batch emulator's dependencies ({missing}): {INSTALL_HINT}",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
 def batch_emulator() -> Iterator[BatchEmulator]:
-    with BatchEmulator() as emulator:
+    with _emulator_class()() as emulator:
         emulator.setup()
         yield emulator
 
