@@ -1,4 +1,5 @@
-"""The arguments every sensor and operator of this provider shares: the query, the policy, the connection.
+"""What every sensor and operator of this provider shares: the query arguments, the connection and its hook, the
+XCom options and, for the tasks that judge jobs, the policy and the step from a verdict to the task's outcome.
 
 Plain values are checked when the DAG is parsed; templated ones (Jinja strings, XComArgs) after rendering, before
 any AWS call. Either way the error names the argument and what to change.
@@ -7,13 +8,17 @@ any AWS call. Either way the error names the argument and what to change.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
-from airflow_batch_jobs.policy import InvalidPolicyError, Policy
+from airflow_batch_jobs.policy import InvalidPolicyError
 from airflow_batch_jobs.query import JobQuery
 from airflow_batch_jobs.watch import XCOM_DETAILS
 
+if TYPE_CHECKING:
+    from airflow_batch_jobs.policy import Policy
+
+# The templated fields of every task that takes a query.
 QUERY_FIELDS = (
     "job_queue",
     "array_job_id",
@@ -24,16 +29,6 @@ QUERY_FIELDS = (
     "created_after",
     "created_before",
     "share_identifier",
-)
-POLICY_FIELDS = (
-    "match",
-    "min_jobs",
-    "success_exit_codes",
-    "skip_exit_codes",
-    "max_failed_jobs",
-    "fail_fast",
-    "include_array_children",
-    "runnable_timeout",
 )
 
 
@@ -53,9 +48,10 @@ def check_xcom_arguments(xcom_detail: str, xcom_max_jobs: int) -> None:
         raise InvalidPolicyError(f"xcom_max_jobs={xcom_max_jobs!r}: use a whole number >= 1.")
 
 
-class BatchJobsArgumentsMixin:
-    """Holds the query arguments verbatim (templated fields) and the connection arguments; builds the query after
-    rendering and the hook lazily, on first use."""
+class BatchJobsTaskMixin:
+    """The part every task of this provider shares: the query arguments, held verbatim (they are template fields)
+    and turned into a :class:`JobQuery` after rendering; the connection arguments and the hook built from them on
+    first use; ``xcom_detail``. Mixed into a ``BaseOperator``, which provides ``log`` and ``do_xcom_push``."""
 
     job_queue: str | None
     array_job_id: str | None
@@ -70,14 +66,41 @@ class BatchJobsArgumentsMixin:
     region_name: str | None
     verify: bool | str | None
     botocore_config: dict[str, Any] | None
+    xcom_detail: str
+    if TYPE_CHECKING:  # from BaseOperator
 
-    def _set_query_arguments(self, values: dict[str, Any]) -> None:
-        for name in QUERY_FIELDS:
-            setattr(self, name, values[name])
-        if not any(is_templated(v) for v in values.values()):
-            JobQuery.build(**values)  # plain values: fail at DAG parse time
+        @property
+        def log(self) -> Any: ...  # Airflow's own Logger protocol; a logging.Logger on Airflow 2
 
-    def _set_connection_arguments(
+        do_xcom_push: bool
+
+    def _init_query(
+        self,
+        *,
+        job_queue: str | None,
+        array_job_id: str | None,
+        multi_node_job_id: str | None,
+        job_ids: Any,
+        job_name: str | None,
+        job_definition: str | None,
+        created_after: Any,
+        created_before: Any,
+        share_identifier: str | None,
+    ) -> None:
+        """Keep the query arguments verbatim; plain values are checked now (DAG parse time)."""
+        self.job_queue = job_queue
+        self.array_job_id = array_job_id
+        self.multi_node_job_id = multi_node_job_id
+        self.job_ids = job_ids
+        self.job_name = job_name
+        self.job_definition = job_definition
+        self.created_after = created_after
+        self.created_before = created_before
+        self.share_identifier = share_identifier
+        if not any(is_templated(getattr(self, name)) for name in QUERY_FIELDS):
+            self.build_query()
+
+    def _init_connection(
         self, aws_conn_id: str | None, region_name: str | None, verify: bool | str | None, botocore_config: Any
     ) -> None:
         self.aws_conn_id = aws_conn_id
@@ -87,7 +110,17 @@ class BatchJobsArgumentsMixin:
 
     def build_query(self) -> JobQuery:
         """The query from the rendered arguments (raises InvalidQueryError naming the argument)."""
-        return JobQuery.build(**{name: getattr(self, name) for name in QUERY_FIELDS})
+        return JobQuery.build(
+            job_queue=self.job_queue,
+            array_job_id=self.array_job_id,
+            multi_node_job_id=self.multi_node_job_id,
+            job_ids=self.job_ids,
+            job_name=self.job_name,
+            job_definition=self.job_definition,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            share_identifier=self.share_identifier,
+        )
 
     @cached_property
     def hook(self) -> BatchJobsHook:
@@ -96,36 +129,45 @@ class BatchJobsArgumentsMixin:
         )
 
 
-def build_policy(values: dict[str, Any]) -> Policy:
-    return Policy.build(**{name: values[name] for name in POLICY_FIELDS})
+class BatchJobsVerdictMixin(BatchJobsTaskMixin):
+    """A task that judges jobs (the sensor, the check operator, the describe operator with ``check=True``): its
+    policy, its XCom options, and :meth:`finish`, which turns a verdict event into the task's outcome."""
 
+    policy: Policy
+    xcom_max_jobs: int
 
-def finish(task: Any, context: Any, event: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Turn a verdict event into the task's outcome: records returned (success), or pushed then skip / fail.
+    def _init_verdict(self, policy: Policy, xcom_detail: str, xcom_max_jobs: int) -> None:
+        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        self.policy = policy
+        self.xcom_detail = xcom_detail
+        self.xcom_max_jobs = xcom_max_jobs
 
-    Returns None while the verdict is still 'waiting'. Failed jobs make the task fail without Airflow retries
-    (a retry would see the same failed jobs); ``soft_fail`` on a sensor turns that into a skip.
-    """
-    from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+    def finish(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Turn a verdict event into the task's outcome: records returned (success), or pushed then skip / fail.
 
-    from airflow_batch_jobs.links import persist_links
+        Returns None while the verdict is still 'waiting'. Failed jobs make the task fail without Airflow retries
+        (a retry would see the same failed jobs); ``soft_fail`` on a sensor turns that into a skip.
+        """
+        from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
-    status = event.get("status")
-    if status == "waiting":
-        return None
-    if status == "error":
-        raise AirflowFailException(event.get("message", "the wait failed"))
-    records = event.get("records", [])
-    if event.get("cut"):
-        task.log.warning(
-            "XCom holds %d job records; %d more were left out (xcom_max_jobs).", len(records), event["cut"]
-        )
-    persist_links(context, task, task.hook, records, event.get("failed", 0))
-    if status == "success":
-        task.log.info(event["message"])
-        return records
-    if task.do_xcom_push and task.xcom_detail != "none":
-        context["ti"].xcom_push(key="return_value", value=records)
-    if status == "skip":
-        raise AirflowSkipException(event["message"])
-    raise AirflowFailException(event["message"])
+        from airflow_batch_jobs.links import persist_links
+
+        status = event.get("status")
+        if status == "waiting":
+            return None
+        if status == "error":
+            raise AirflowFailException(event.get("message", "the wait failed"))
+        records = event.get("records", [])
+        if event.get("cut"):
+            self.log.warning(
+                "XCom holds %d job records; %d more were left out (xcom_max_jobs).", len(records), event["cut"]
+            )
+        persist_links(context, self, self.hook, records, event.get("failed", 0))
+        if status == "success":
+            self.log.info(event["message"])
+            return records
+        if self.do_xcom_push and self.xcom_detail != "none":
+            context["ti"].xcom_push(key="return_value", value=records)
+        if status == "skip":
+            raise AirflowSkipException(event["message"])
+        raise AirflowFailException(event["message"])

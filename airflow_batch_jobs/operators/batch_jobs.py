@@ -15,10 +15,9 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_batch_jobs.arguments import (
     QUERY_FIELDS,
-    BatchJobsArgumentsMixin,
-    build_policy,
+    BatchJobsTaskMixin,
+    BatchJobsVerdictMixin,
     check_xcom_arguments,
-    finish,
     is_templated,
 )
 from airflow_batch_jobs.jobs import JobView
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-class BatchListJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
+class BatchListJobsOperator(BatchJobsTaskMixin, BaseOperator):
     """List the AWS Batch jobs matching a queue and filters; return them as XCom records, newest first.
 
     ``job_status`` keeps only jobs in these statuses; ``latest`` keeps only the newest N. ``xcom_detail='full'``
@@ -62,8 +61,17 @@ class BatchListJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        values = dict(locals())
-        self._set_query_arguments({name: values[name] for name in QUERY_FIELDS})
+        self._init_query(
+            job_queue=job_queue,
+            array_job_id=array_job_id,
+            multi_node_job_id=multi_node_job_id,
+            job_ids=job_ids,
+            job_name=job_name,
+            job_definition=job_definition,
+            created_after=created_after,
+            created_before=created_before,
+            share_identifier=share_identifier,
+        )
         self.job_status = job_status
         if not is_templated(job_status):
             _statuses(job_status)
@@ -72,7 +80,7 @@ class BatchListJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
         check_xcom_arguments(xcom_detail, 1)
         self.latest = latest
         self.xcom_detail = xcom_detail
-        self._set_connection_arguments(aws_conn_id, region_name, verify, botocore_config)
+        self._init_connection(aws_conn_id, region_name, verify, botocore_config)
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         query = self.build_query()
@@ -87,7 +95,7 @@ class BatchListJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
         return job_records([JobView(j) for j in jobs], self.xcom_detail)
 
 
-class BatchDescribeJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
+class BatchDescribeJobsOperator(BatchJobsVerdictMixin, BaseOperator):
     """Describe AWS Batch jobs by id (100 ids a call) and return them as XCom records.
 
     ``job_ids`` takes a list of ids, or an upstream ``XComArg`` such as a :class:`BatchListJobsOperator`'s output
@@ -121,14 +129,18 @@ class BatchDescribeJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
         self.job_ids = job_ids
         if not is_templated(job_ids):
             ids_from(job_ids)
-        values = dict(locals())
-        self.policy: Policy = build_policy({**values, "include_array_children": False, "runnable_timeout": None})
-        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        policy = Policy.build(
+            match=match,
+            min_jobs=min_jobs,
+            success_exit_codes=success_exit_codes,
+            skip_exit_codes=skip_exit_codes,
+            max_failed_jobs=max_failed_jobs,
+            fail_fast=fail_fast,
+        )
+        self._init_verdict(policy, xcom_detail, xcom_max_jobs)
         self.check = check
         self.fail_on_missing = fail_on_missing
-        self.xcom_detail = xcom_detail
-        self.xcom_max_jobs = xcom_max_jobs
-        self._set_connection_arguments(aws_conn_id, region_name, verify, botocore_config)
+        self._init_connection(aws_conn_id, region_name, verify, botocore_config)
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         ids = ids_from(self.job_ids)
@@ -148,10 +160,10 @@ class BatchDescribeJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
         decision = watch.decide(result.jobs)
         if decision.verdict is Verdict.WAITING:
             raise AirflowFailException(f"Not finished: {decision.message}.")
-        return finish(self, context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs)) or []
+        return self.finish(context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs)) or []
 
 
-class BatchCheckJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
+class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
     """Judge the AWS Batch jobs matching a query once, now, by the same rules as :class:`BatchJobsSensor`.
 
     Jobs still active (or fewer than ``min_jobs``): ``if_active='fail'`` (default) fails the task, ``'skip'``
@@ -190,16 +202,31 @@ class BatchCheckJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        values = dict(locals())
-        self._set_query_arguments({name: values[name] for name in QUERY_FIELDS})
-        self.policy: Policy = build_policy({**values, "runnable_timeout": None})
+        self._init_query(
+            job_queue=job_queue,
+            array_job_id=array_job_id,
+            multi_node_job_id=multi_node_job_id,
+            job_ids=job_ids,
+            job_name=job_name,
+            job_definition=job_definition,
+            created_after=created_after,
+            created_before=created_before,
+            share_identifier=share_identifier,
+        )
+        policy = Policy.build(
+            match=match,
+            min_jobs=min_jobs,
+            success_exit_codes=success_exit_codes,
+            skip_exit_codes=skip_exit_codes,
+            max_failed_jobs=max_failed_jobs,
+            fail_fast=fail_fast,
+            include_array_children=include_array_children,
+        )
         if if_active not in ("fail", "skip"):
             raise InvalidPolicyError(f"if_active={if_active!r}: use 'fail' or 'skip'.")
-        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        self._init_verdict(policy, xcom_detail, xcom_max_jobs)
         self.if_active = if_active
-        self.xcom_detail = xcom_detail
-        self.xcom_max_jobs = xcom_max_jobs
-        self._set_connection_arguments(aws_conn_id, region_name, verify, botocore_config)
+        self._init_connection(aws_conn_id, region_name, verify, botocore_config)
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         watch = JobWatch(self.build_query(), self.policy)
@@ -217,7 +244,7 @@ class BatchCheckJobsOperator(BatchJobsArgumentsMixin, BaseOperator):
             if self.if_active == "skip":
                 raise AirflowSkipException(message)
             raise AirflowFailException(message)
-        return finish(self, context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs)) or []
+        return self.finish(context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs)) or []
 
 
 def _statuses(job_status: list[str] | str | None) -> list[str]:

@@ -8,13 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseSensorOperator, PokeReturnValue
 
-from airflow_batch_jobs.arguments import (
-    QUERY_FIELDS,
-    BatchJobsArgumentsMixin,
-    build_policy,
-    check_xcom_arguments,
-    finish,
-)
+from airflow_batch_jobs.arguments import QUERY_FIELDS, BatchJobsVerdictMixin
 from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
@@ -24,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
+class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
     """Wait for the AWS Batch jobs matching a queue and filters to finish; succeed, skip or fail on their exit codes.
 
     Selector (exactly one): ``job_queue``, ``array_job_id``, ``multi_node_job_id`` or ``job_ids``. Filters:
@@ -74,21 +68,37 @@ class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        values = dict(locals())
-        self._set_query_arguments({name: values[name] for name in QUERY_FIELDS})
-        self.policy: Policy = build_policy(values)
-        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        self._init_query(
+            job_queue=job_queue,
+            array_job_id=array_job_id,
+            multi_node_job_id=multi_node_job_id,
+            job_ids=job_ids,
+            job_name=job_name,
+            job_definition=job_definition,
+            created_after=created_after,
+            created_before=created_before,
+            share_identifier=share_identifier,
+        )
+        policy = Policy.build(
+            match=match,
+            min_jobs=min_jobs,
+            success_exit_codes=success_exit_codes,
+            skip_exit_codes=skip_exit_codes,
+            max_failed_jobs=max_failed_jobs,
+            fail_fast=fail_fast,
+            include_array_children=include_array_children,
+            runnable_timeout=runnable_timeout,
+        )
+        self._init_verdict(policy, xcom_detail, xcom_max_jobs)
         if isinstance(max_poll_errors, bool) or not isinstance(max_poll_errors, int) or max_poll_errors < 1:
             raise InvalidPolicyError(f"max_poll_errors={max_poll_errors!r}: use a whole number >= 1.")
         if self.poke_interval <= 0:
             raise InvalidPolicyError(f"poke_interval={self.poke_interval!r}: use a positive number of seconds.")
         if self.timeout <= 0:
             raise InvalidPolicyError(f"timeout={self.timeout!r}: use a positive number of seconds.")
-        self.xcom_detail = xcom_detail
-        self.xcom_max_jobs = xcom_max_jobs
         self.max_poll_errors = max_poll_errors
         self.deferrable = deferrable
-        self._set_connection_arguments(aws_conn_id, region_name, verify, botocore_config)
+        self._init_connection(aws_conn_id, region_name, verify, botocore_config)
         self._watch: JobWatch | None = None
         self._poll_errors = 0
 
@@ -143,11 +153,11 @@ class BatchJobsSensor(BatchJobsArgumentsMixin, BaseSensorOperator):
         self.log.info(watch.progress(decision))
         if decision.verdict is Verdict.WAITING:
             return False
-        records = finish(self, context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
+        records = self.finish(context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
         return PokeReturnValue(is_done=True, xcom_value=records if self.xcom_detail != "none" else None)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
         if not event:
             raise AirflowFailException("The trigger ended without an event.")
-        records = finish(self, context, event)
+        records = self.finish(context, event)
         return records if self.xcom_detail != "none" else None
