@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from airflow_batch_jobs.testing.behaviours import Behaviours
 from airflow_batch_jobs.testing.clock import Clock, ManualClock, ScaledClock
 from airflow_batch_jobs.testing.faults import Fault, FaultPlan
 from airflow_batch_jobs.testing.keepalive import KeepAliveServer
 from airflow_batch_jobs.testing.model import DEFAULT_RETENTION_S, BatchModel
 from airflow_batch_jobs.testing.outcomes import JobScript, OutcomeRules
-from airflow_batch_jobs.testing.scenario import Scenario
+from airflow_batch_jobs.testing.scenario import Scenario, compute_environment_request, definition_body
 from airflow_batch_jobs.testing.server import BatchApp
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+# Long enough for Airflow's secret masker (it skips, and warns about, values shorter than a few characters).
+DUMMY_ACCESS_KEY_ID = "emulator-access-key-id"
+DUMMY_SECRET_ACCESS_KEY = "emulator-secret-access-key"
 
 
 class BatchEmulator:
@@ -35,6 +39,11 @@ class BatchEmulator:
     ``with BatchEmulator() as emu:`` starts it on a free port; ``emu.endpoint_url`` goes into a boto3 client or an
     Airflow ``aws`` connection's ``endpoint_url``. ``speed=None`` (default) gives a manual clock moved by
     :meth:`advance`; ``speed=10`` runs ten times faster than wall time (demos).
+
+    ``profile="realistic"`` turns on the service's awkward behaviours (jobs visible late, lagging array summaries,
+    ECS sidecars, EKS init containers, grouped name listings; see :class:`Behaviours`); ``behaviours={...}``
+    sets single switches on top of the profile. A scenario's ``profile`` / ``behaviours`` keys do the same;
+    constructor arguments win.
     """
 
     def __init__(
@@ -49,6 +58,8 @@ class BatchEmulator:
         retention_seconds: float = DEFAULT_RETENTION_S,
         validate_responses: bool = True,
         scenario: str | Path | Mapping[str, Any] | None = None,
+        profile: str | None = None,
+        behaviours: Mapping[str, Any] | None = None,
     ) -> None:
         if host != LOOPBACK:
             warnings.warn(
@@ -58,18 +69,25 @@ class BatchEmulator:
         self.host = host
         self.port = port
         self.outcomes = OutcomeRules()
+        plan = Scenario.load(scenario) if scenario is not None else None
+        self.behaviours = Behaviours.build(
+            profile or (plan.profile if plan else "simple"),
+            {**(plan.behaviours if plan else {}), **(behaviours or {})},
+        )
         self.model = BatchModel(
             clock=clock or (ScaledClock(speed) if speed else ManualClock()),
             outcomes=self.outcomes,
             region=region,
             retention_seconds=retention_seconds,
+            behaviours=self.behaviours,
+            seed=seed,
         )
         self.faults = FaultPlan(seed=seed)
         self.app = BatchApp(self.model, self.faults, validate_responses=validate_responses)
         self._server: KeepAliveServer | None = None
         self._thread: threading.Thread | None = None
-        if scenario is not None:
-            Scenario.load(scenario).apply(self)
+        if plan is not None:
+            plan.apply(self.model)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> BatchEmulator:
@@ -112,8 +130,8 @@ class BatchEmulator:
             "batch",
             endpoint_url=self.endpoint_url,
             region_name=self.model.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=DUMMY_ACCESS_KEY_ID,
+            aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
             **config,
         )
 
@@ -122,8 +140,8 @@ class BatchEmulator:
         return json.dumps(
             {
                 "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
+                "login": DUMMY_ACCESS_KEY_ID,
+                "password": DUMMY_SECRET_ACCESS_KEY,
                 "extra": {"region_name": self.model.region, "endpoint_url": self.endpoint_url},
             }
         )
@@ -177,11 +195,12 @@ class BatchEmulator:
         self.model.script_job(job_id, script if isinstance(script, JobScript) else JobScript.from_dict(script))
 
     # -- conveniences for tests ----------------------------------------------------------------------------
-    def setup(self, queue: str = "queue", definitions: Sequence[str] = ("jobdef",)) -> None:
-        """A compute environment, a queue and container job definitions, as most tests need."""
+    def setup(self, queue: str = "queue", definitions: Sequence[str] = ("jobdef",), kind: str = "container") -> None:
+        """A managed compute environment ``ce``, a queue and job definitions of one ``kind`` (container, ecs, eks,
+        multinode), as most tests need. Call it again for more queues: ``setup(queue="nightly")``."""
         model = self.model
         if "ce" not in model.compute_environments:
-            model.create_compute_environment({"computeEnvironmentName": "ce", "type": "MANAGED"})
+            model.create_compute_environment(compute_environment_request("ce"))
         if queue not in model.queues:
             model.create_job_queue(
                 {
@@ -192,13 +211,7 @@ class BatchEmulator:
             )
         for name in definitions:
             if name not in model.definitions:
-                model.register_job_definition(
-                    {
-                        "jobDefinitionName": name,
-                        "type": "container",
-                        "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]},
-                    }
-                )
+                model.register_job_definition(definition_body(name, kind, behaviours=self.behaviours))
 
     def submit(self, name: str, queue: str = "queue", definition: str = "jobdef", **request: Any) -> str:
         """Submit a job directly (no HTTP, no counters); returns its id. ``request`` takes SubmitJob fields."""

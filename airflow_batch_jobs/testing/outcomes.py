@@ -16,26 +16,45 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AttemptScript:
-    """One attempt's outcome. ``exit_code=None`` ends the attempt without one (e.g. a host that went away)."""
+    """One attempt's outcome. ``exit_code=None`` ends the attempt without one (e.g. a host that went away).
+
+    ``exit_code`` and ``reason`` are the essential container's. ``containers`` scripts other containers of an
+    ECS-properties job by name (``{"sidecar": 1}``); unscripted non-essential ones are stopped with 137 or 143
+    when the essential one exits. ``init_exit_code`` / ``init_reason`` script an EKS job's init container: a
+    non-zero code fails the attempt before the main container starts.
+    """
 
     exit_code: int | None = 0
     reason: str | None = None
     status_reason: str | None = None
     duration_ms: int = 10_000
+    containers: Mapping[str, int | None] = field(default_factory=dict)
+    init_exit_code: int | None = 0
+    init_reason: str | None = None
+
+    @property
+    def init_failed(self) -> bool:
+        return self.init_exit_code not in (0, None)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AttemptScript:
-        unknown = set(data) - {"exit_code", "reason", "status_reason", "duration"}
+        unknown = set(data) - ATTEMPT_KEYS
         if unknown:
-            raise ValueError(
-                f"attempt has unknown keys {sorted(unknown)}; use exit_code, reason, status_reason, duration"
-            )
+            raise ValueError(f"attempt has unknown keys {sorted(unknown)}; use {', '.join(sorted(ATTEMPT_KEYS))}")
         return cls(
             exit_code=data.get("exit_code", 0),
             reason=data.get("reason"),
             status_reason=data.get("status_reason"),
             duration_ms=int(float(data.get("duration", 10)) * 1000),
+            containers=dict(data.get("containers") or {}),
+            init_exit_code=data.get("init_exit_code", 0),
+            init_reason=data.get("init_reason"),
         )
+
+
+ATTEMPT_KEYS = frozenset(
+    {"exit_code", "reason", "status_reason", "duration", "containers", "init_exit_code", "init_reason"}
+)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,20 @@
 """Scenario files: queues, job definitions, outcome rules and jobs to submit over time, in YAML or JSON.
 
 ```yaml
+profile: realistic                          # simple (default) | realistic: the service's awkward behaviours on
+behaviours: {visibility_lag_seconds: 10}    # single switches on top of the profile (see behaviours.Behaviours)
 queues: [nightly]                          # names (a compute environment "ce" is made for them)
 job_definitions:
   - name: etl                               # container job definition
     retry_strategy: {attempts: 3, evaluateOnExit: [{onExitCode: "137", action: RETRY}, {onReason: "*", action: EXIT}]}
   - {name: etl-ecs, kind: ecs}              # kind: container (default) | ecs | eks | multinode (num_nodes: 3)
+                                            # ecs gets a non-essential sidecar with ecs_sidecar, eks an init
+                                            # container with eks_init_containers (both on in realistic)
 outcomes:                                   # first match wins; unmatched jobs succeed
   - match: {name: "etl-load*"}              # name glob, definition (name glob), indices (array children)
     attempts: [{exit_code: 137, reason: "OutOfMemoryError: Container killed due to memory usage", duration: 8},
                {exit_code: 0, duration: 5}]
+    # per attempt also: status_reason, containers: {sidecar: 1} (ECS), init_exit_code / init_reason (EKS)
   - {match: {name: "etl-stuck"}, stuck_runnable: true}
 submit:                                     # at: seconds after the emulator starts
   - {at: 0, name: etl-extract, queue: nightly, definition: etl}
@@ -31,27 +36,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_batch_jobs.testing.emulator import BatchEmulator
+    from airflow_batch_jobs.testing.behaviours import Behaviours
+    from airflow_batch_jobs.testing.model import BatchModel
 
+SCENARIO_KEYS = ("profile", "behaviours", "queues", "job_definitions", "outcomes", "submit")
 _CONTAINER = {"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]}
-_KIND_BODIES: dict[str, dict[str, Any]] = {
-    "container": {"type": "container", "containerProperties": _CONTAINER},
-    "ecs": {
-        "type": "container",
-        "ecsProperties": {
-            "taskProperties": [{"containers": [{"name": "main", "image": "busybox", "essential": True}]}]
+
+
+def compute_environment_request(name: str) -> dict[str, Any]:
+    """A managed EC2 compute environment (the service requires ``computeResources`` for MANAGED)."""
+    return {
+        "computeEnvironmentName": name,
+        "type": "MANAGED",
+        "state": "ENABLED",
+        "computeResources": {
+            "type": "EC2",
+            "minvCpus": 0,
+            "maxvCpus": 256,
+            "desiredvCpus": 0,
+            "instanceTypes": ["optimal"],
+            "instanceRole": "ecsInstanceRole",
+            "subnets": ["subnet-0emulator"],
+            "securityGroupIds": ["sg-0emulator"],
         },
-        "platformCapabilities": ["FARGATE"],
-    },
-    "eks": {
-        "type": "container",
-        "eksProperties": {"podProperties": {"containers": [{"name": "main", "image": "busybox"}]}},
-    },
-}
+    }
 
 
-def definition_body(name: str, kind: str = "container", num_nodes: int = 2) -> dict[str, Any]:
+def definition_body(
+    name: str, kind: str = "container", num_nodes: int = 2, behaviours: Behaviours | None = None
+) -> dict[str, Any]:
     """A RegisterJobDefinition request for a job definition of the given kind."""
+    if kind == "container":
+        return {"jobDefinitionName": name, "type": "container", "containerProperties": dict(_CONTAINER)}
     if kind == "multinode":
         return {
             "jobDefinitionName": name,
@@ -59,17 +75,35 @@ def definition_body(name: str, kind: str = "container", num_nodes: int = 2) -> d
             "nodeProperties": {
                 "numNodes": num_nodes,
                 "mainNode": 0,
-                "nodeRangeProperties": [{"targetNodes": "0:", "container": _CONTAINER}],
+                "nodeRangeProperties": [{"targetNodes": "0:", "container": dict(_CONTAINER)}],
             },
         }
-    if kind not in _KIND_BODIES:
-        raise ValueError(f"job definition {name!r}: kind={kind!r}; use container, ecs, eks or multinode.")
-    return {"jobDefinitionName": name, **_KIND_BODIES[kind]}
+    if kind == "ecs":
+        containers: list[dict[str, Any]] = [{"name": "main", "image": "busybox", "essential": True}]
+        if behaviours is not None and behaviours.ecs_sidecar:
+            containers.append({"name": "log-router", "image": "fluent-bit", "essential": False})
+        return {
+            "jobDefinitionName": name,
+            "type": "container",
+            "ecsProperties": {"taskProperties": [{"containers": containers}]},
+            "platformCapabilities": ["FARGATE"],
+        }
+    if kind == "eks":
+        pod: dict[str, Any] = {"containers": [{"name": "main", "image": "busybox"}]}
+        if behaviours is not None and behaviours.eks_init_containers:
+            pod["initContainers"] = [{"name": "fetch-inputs", "image": "busybox"}]
+        return {"jobDefinitionName": name, "type": "container", "eksProperties": {"podProperties": pod}}
+    raise ValueError(f"job definition {name!r}: kind={kind!r}; use container, ecs, eks or multinode.")
 
 
 @dataclass
 class Scenario:
     data: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        unknown = set(self.data) - set(SCENARIO_KEYS)
+        if unknown:
+            raise ValueError(f"scenario has unknown keys {sorted(unknown)}; use {', '.join(SCENARIO_KEYS)}")
 
     @classmethod
     def load(cls, source: str | Path | Mapping[str, Any]) -> Scenario:
@@ -83,14 +117,17 @@ class Scenario:
 
         return cls(yaml.safe_load(text) or {})
 
-    def apply(self, emulator: BatchEmulator) -> None:
-        unknown = set(self.data) - {"queues", "job_definitions", "outcomes", "submit"}
-        if unknown:
-            raise ValueError(
-                f"scenario has unknown keys {sorted(unknown)}; use queues, job_definitions, outcomes, submit"
-            )
-        model = emulator.model
-        model.create_compute_environment({"computeEnvironmentName": "ce", "type": "MANAGED"})
+    @property
+    def profile(self) -> str:
+        return str(self.data.get("profile", "simple"))
+
+    @property
+    def behaviours(self) -> dict[str, Any]:
+        return dict(self.data.get("behaviours") or {})
+
+    def apply(self, model: BatchModel) -> None:
+        """Create the scenario's resources and outcome rules in ``model`` and schedule its submissions."""
+        model.create_compute_environment(compute_environment_request("ce"))
         for queue in self.data.get("queues", []):
             model.create_job_queue(
                 {
@@ -100,14 +137,16 @@ class Scenario:
                 }
             )
         for item in self.data.get("job_definitions", []):
-            body = definition_body(item["name"], item.get("kind", "container"), item.get("num_nodes", 2))
+            body = definition_body(
+                item["name"], item.get("kind", "container"), item.get("num_nodes", 2), model.behaviours
+            )
             if "retry_strategy" in item:
                 body["retryStrategy"] = item["retry_strategy"]
             model.register_job_definition(body)
         for rule in self.data.get("outcomes", []):
             match = rule.get("match", {})
             script = {k: v for k, v in rule.items() if k != "match"}
-            emulator.add_outcome(
+            model.outcomes.add(
                 script, name=match.get("name"), definition=match.get("definition"), indices=match.get("indices")
             )
         start = model.clock.now_ms()

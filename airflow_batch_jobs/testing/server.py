@@ -9,19 +9,22 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from botocore.validate import ParamValidator
 from werkzeug.wrappers import Request, Response
 
+from airflow_batch_jobs.testing.errors import BatchServiceError
 from airflow_batch_jobs.testing.faults import FAULT_KINDS, Fault, FaultPlan
-from airflow_batch_jobs.testing.model import BatchModel, BatchServiceError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from botocore.model import OperationModel
+
+    from airflow_batch_jobs.testing.model import BatchModel
 
 CONTROL_PREFIX = "/_emulator"
 
@@ -103,7 +106,7 @@ class BatchApp:
             self.faults.record(entry)
             return _error(err)
         self.faults.record(entry)
-        return Response(json.dumps(result), status=200, content_type="application/json")
+        return Response(json.dumps(result), status=200, headers=_request_id(), content_type="application/json")
 
     def _check_output(self, operation: OperationModel, result: dict[str, Any]) -> None:
         if operation.output_shape is None:
@@ -146,4 +149,10 @@ class BatchApp:
 
 def _error(err: BatchServiceError) -> Response:
     body = json.dumps({"__type": err.code, "message": err.message})
-    return Response(body, status=err.status, headers={"x-amzn-ErrorType": err.code}, content_type="application/json")
+    headers = {"x-amzn-ErrorType": err.code, **_request_id()}
+    return Response(body, status=err.status, headers=headers, content_type="application/json")
+
+
+def _request_id() -> dict[str, str]:
+    """Every answer of the service names its request (botocore reads it into ``ResponseMetadata.RequestId``)."""
+    return {"x-amzn-RequestId": str(uuid.uuid4())}
