@@ -34,14 +34,6 @@ def test_that_uses_the_emulator(batch_emulator):
     pass
 """
 
-# The plugin module imports nothing from the extra, but pytest imports it through its package, whose __init__
-# still imports the emulator (werkzeug) eagerly. Remove this marker once airflow_batch_jobs/testing/__init__.py
-# imports BatchEmulator lazily (a module __getattr__): strict, so these tests fail (XPASS) as a reminder then.
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="airflow_batch_jobs/testing/__init__.py imports the emulator (werkzeug) at import time"
-)
-
-
 @pytest.fixture(scope="module")
 def pytest_without_the_extra(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
     """A user's pytest run of two tests, one using ``batch_emulator``, where the extra is not installed."""
