@@ -130,13 +130,24 @@ def status_counts(jobs: Iterable[JobView]) -> dict[str, int]:
     return {status: counts[status] for status in ALL_STATUSES if counts[status]}
 
 
+def each_once(jobs: Sequence[JobView]) -> Sequence[JobView]:
+    """``jobs`` with each job id once (the later sighting wins, in the place of the first): a job can reach the
+    verdict twice, e.g. an array child named in ``job_ids`` next to its parent whose children are expanded."""
+    by_id: dict[str, JobView] = {}
+    for job in jobs:
+        by_id[job.job_id] = job
+    return jobs if len(by_id) == len(jobs) else list(by_id.values())
+
+
 def judge(
     jobs: Sequence[JobView], policy: Policy, *, now_ms: int, runnable_since: Mapping[str, int] | None = None
 ) -> Decision:
-    """The verdict on ``jobs`` (already matched, array children expanded, 'latest' applied by the caller).
+    """The verdict on ``jobs`` (already matched, array children expanded, 'latest' applied by the caller). Each job
+    counts once, however often it is in ``jobs``.
 
     ``runnable_since`` maps job ids to when they were first seen RUNNABLE (for ``runnable_timeout``).
     """
+    jobs = each_once(jobs)
     counts = status_counts(jobs)
     failed: list[JobView] = []
     skipped: list[JobView] = []

@@ -25,6 +25,7 @@ EXPECTED = {
         "wait_for_nightly_etl": "failed",  # etl-publish fails: the message names it, its exit code and reason
         "failed_job_ids": "success",
         "describe_failed": "success",
+        "etl_succeeded": "upstream_failed",  # the default trigger rule: the failed wait leaves the run failed
     },
     "example_array_fanout": {"wait_for_children": "success", "report": "success"},  # 2 of 12 failed, 3 tolerated
     "example_exit_code_gate": {"wait_for_ingest": "skipped", "check_ingest": "skipped", "publish": "skipped"},

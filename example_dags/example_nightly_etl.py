@@ -1,8 +1,11 @@
 """Wait for tonight's ETL jobs by name prefix (deferrable), then describe the ones that failed.
 
 Shows: a name-prefix filter with a created-at window taken from the run itself (``dag_run.run_after``, set for
-every run, also one triggered from the CLI or UI where there is no logical date); the deferrable sensor; a
-downstream task that runs even when the wait failed and describes the failed jobs from the sensor's XCom.
+every run, also one triggered from the CLI or UI where there is no logical date); ``min_jobs`` set to the number of
+jobs the night runs (the sensor sees only the jobs submitted so far); the deferrable sensor; downstream tasks that
+run even when the wait failed and describe the failed jobs from the sensor's XCom; and a last task with the default
+trigger rule, so that a failed wait leaves the run failed (a run takes its state from its last tasks, and the
+``all_done`` tasks succeed either way).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ with DAG(
         job_queue="nightly",
         job_name="etl-*",
         created_after="{{ dag_run.run_after - macros.timedelta(hours=12) }}",
-        min_jobs=3,
+        min_jobs=4,  # extract, transform, load, publish: with fewer, finished early jobs could pass for the night
         fail_fast=False,
         deferrable=True,
         poke_interval=5,
@@ -41,3 +44,11 @@ with DAG(
     describe_failed = BatchDescribeJobsOperator(
         task_id="describe_failed", job_ids=failed_job_ids(wait.output), trigger_rule="all_done"
     )
+
+    @task
+    def etl_succeeded() -> str:
+        """Runs only when the wait succeeded (default trigger rule ``all_success``). When it failed, this task is
+        ``upstream_failed`` and so is the run; without it the run would show success after a failed wait."""
+        return "every nightly ETL job succeeded"
+
+    [wait, describe_failed] >> etl_succeeded()

@@ -27,9 +27,8 @@ def test_every_example_dag_imports() -> None:
         assert dag.doc_md or (dag.fileloc and Path(dag.fileloc).read_text().startswith('"""'))
 
 
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("airflow_home")
+def _migrated_home(home: Path) -> dict[str, str]:
+    """The environment of an Airflow whose home (SQLite metadata DB) is ``home``, migrated."""
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -38,6 +37,11 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
     subprocess.run([Path(sys.executable).parent / "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     return env
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return _migrated_home(tmp_path_factory.mktemp("airflow_home"))
 
 
 def _read_db(env: dict[str, str], model_import: str, rows: str, value: str) -> dict[str, Any]:
@@ -62,6 +66,18 @@ def _xcoms(env: dict[str, str], dag_id: str) -> dict[str, Any]:
     model = "from airflow.models.xcom import XComModel"
     rows = f"s.query(XComModel).filter_by(dag_id={dag_id!r}, key='return_value')"
     return _read_db(env, model, rows, "XComModel.deserialize_value(r)")
+
+
+def _run_state(env: dict[str, str], dag_id: str) -> str:
+    """The state of the DAG's only run in this metadata DB."""
+    code = (
+        "import json\nfrom airflow.utils.session import create_session\nfrom airflow.models import DagRun\n"
+        "with create_session() as s:\n"
+        f"    print(json.dumps([str(r.state) for r in s.query(DagRun).filter_by(dag_id={dag_id!r})]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    (state,) = json.loads(out.stdout.strip().splitlines()[-1])
+    return str(state)
 
 
 def _dags_test(env: dict[str, str], dag_id: str) -> str:
@@ -92,7 +108,7 @@ def test_nightly_dag_fails_with_a_readable_message(airflow_home: dict[str, str])
     with BatchEmulator(speed=20) as emu:
         emu.setup(queue="nightly")
         emu.add_outcome({"attempts": [{"exit_code": 2, "reason": "AccessDenied on s3://x"}]}, name="etl-b")
-        for name in ("etl-a", "etl-b", "etl-c"):
+        for name in ("etl-a", "etl-b", "etl-c", "etl-d"):  # the example waits for min_jobs=4
             emu.submit(name, queue="nightly")
         env = {**airflow_home, "AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}
         run = subprocess.run(
@@ -100,9 +116,33 @@ def test_nightly_dag_fails_with_a_readable_message(airflow_home: dict[str, str])
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         output = run.stdout + run.stderr
-        assert "1 of 3 AWS Batch job(s) failed" in output and "AccessDenied on s3://x" in output
-        states = _states(env, "example_nightly_etl")
-        assert states == {"wait_for_nightly_etl": "failed", "failed_job_ids": "success", "describe_failed": "success"}
+        assert "1 of 4 AWS Batch job(s) failed" in output and "AccessDenied on s3://x" in output
+        assert _states(env, "example_nightly_etl") == {
+            "wait_for_nightly_etl": "failed",
+            "failed_job_ids": "success",  # all_done: the failed jobs are still described
+            "describe_failed": "success",
+            "etl_succeeded": "upstream_failed",
+        }
+        # the run is failed, not green: users copy this example
+        assert _run_state(env, "example_nightly_etl") == "failed"
+        assert run.returncode != 0 and "DagRun failed" in output
+
+
+def test_nightly_dag_succeeds_when_every_job_does(tmp_path: Path) -> None:
+    home = _migrated_home(tmp_path)  # its own metadata DB: one run of the DAG to read back
+    with BatchEmulator(speed=20) as emu:
+        emu.setup(queue="nightly")
+        for name in ("etl-a", "etl-b", "etl-c", "etl-d"):
+            emu.submit(name, queue="nightly")
+        env = {**home, "AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}
+        output = _dags_test(env, "example_nightly_etl")
+        assert _states(env, "example_nightly_etl") == {
+            "wait_for_nightly_etl": "success",
+            "failed_job_ids": "success",
+            "describe_failed": "success",
+            "etl_succeeded": "success",
+        }, output
+        assert _run_state(env, "example_nightly_etl") == "success"
 
 
 def test_exit_code_gate_skips_downstream_on_no_new_data(airflow_home: dict[str, str]) -> None:
