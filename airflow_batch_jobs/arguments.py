@@ -7,12 +7,15 @@ any AWS call. Either way the error names the argument and what to change.
 
 from __future__ import annotations
 
+import ast
+import json
+import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import InvalidPolicyError
-from airflow_batch_jobs.query import JobQuery
+from airflow_batch_jobs.query import InvalidQueryError, JobQuery
 from airflow_batch_jobs.watch import XCOM_DETAILS
 
 if TYPE_CHECKING:
@@ -31,6 +34,9 @@ QUERY_FIELDS = (
     "share_identifier",
 )
 
+# arn:<partition>:batch:<region>:<account>:job/<id> (an array child's id ends in ':<index>', a node's in '#<node>')
+_JOB_ARN_RE = re.compile(r"^arn:[a-z0-9-]+:batch:[a-z0-9-]*:\d*:job/(?P<id>[^/\s]+)$")
+
 
 def is_templated(value: Any) -> bool:
     """A value Airflow will still render: a Jinja string, an XComArg, or a list holding one."""
@@ -46,6 +52,50 @@ def check_xcom_arguments(xcom_detail: str, xcom_max_jobs: int) -> None:
         raise InvalidPolicyError(f"xcom_detail={xcom_detail!r}: use one of {', '.join(XCOM_DETAILS)}.")
     if isinstance(xcom_max_jobs, bool) or not isinstance(xcom_max_jobs, int) or xcom_max_jobs < 1:
         raise InvalidPolicyError(f"xcom_max_jobs={xcom_max_jobs!r}: use a whole number >= 1.")
+
+
+def job_id_from(item: Any) -> str:
+    """The job id of one ``job_ids`` item: an id, a job ARN (``arn:<partition>:batch:<region>:<account>:job/<id>``)
+    or a record with ``job_id`` / ``jobId``."""
+    value = item.get("job_id") or item.get("jobId") if isinstance(item, dict) else item
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidQueryError(f"job_ids contains {item!r}: give job ids, job ARNs or records with a 'job_id'.")
+    text = value.strip()
+    if not text.startswith("arn:"):
+        return text
+    found = _JOB_ARN_RE.match(text)
+    if found is None:
+        raise InvalidQueryError(
+            f"job_ids contains {text!r}: not a job ARN; give job ids or job ARNs "
+            "('arn:<partition>:batch:<region>:<account>:job/<id>')."
+        )
+    return found["id"]
+
+
+def ids_from(value: Any) -> list[str]:
+    """Job ids, each once, from ids or job ARNs, records (``job_id`` / ``jobId``), or a list's rendered string form
+    (a templated ``job_ids`` renders a list to ``"['a', 'b']"``)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                try:
+                    value = ast.literal_eval(text)
+                except (ValueError, SyntaxError) as err:
+                    raise InvalidQueryError(
+                        f"job_ids={text!r} is not a list of job ids; render it to a list, e.g. ['id-1', 'id-2']."
+                    ) from err
+        else:
+            value = [text]
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise InvalidQueryError(f"job_ids={value!r}: give a list of job ids, job ARNs or records with a 'job_id'.")
+    return list(dict.fromkeys(job_id_from(item) for item in value))
 
 
 class BatchJobsTaskMixin:
@@ -114,7 +164,7 @@ class BatchJobsTaskMixin:
             job_queue=self.job_queue,
             array_job_id=self.array_job_id,
             multi_node_job_id=self.multi_node_job_id,
-            job_ids=self.job_ids,
+            job_ids=ids_from(self.job_ids),
             job_name=self.job_name,
             job_definition=self.job_definition,
             created_after=self.created_after,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import json
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -18,6 +16,7 @@ from airflow_batch_jobs.arguments import (
     BatchJobsTaskMixin,
     BatchJobsVerdictMixin,
     check_xcom_arguments,
+    ids_from,
     is_templated,
 )
 from airflow_batch_jobs.jobs import JobView
@@ -255,27 +254,3 @@ def _statuses(job_status: list[str] | str | None) -> list[str]:
     if unknown:
         raise InvalidQueryError(f"job_status contains {unknown}: use any of {', '.join(ALL_STATUSES)}.")
     return statuses
-
-
-def ids_from(value: Any) -> list[str]:
-    """Job ids from a list of ids, a list of records (``job_id`` / ``jobId``), or their rendered string form."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                value = ast.literal_eval(text)
-        else:
-            value = [text]
-    if isinstance(value, dict):
-        value = [value]
-    ids = []
-    for item in value:
-        job_id = item.get("job_id") or item.get("jobId") if isinstance(item, dict) else item
-        if not isinstance(job_id, str) or not job_id:
-            raise InvalidQueryError(f"job_ids contains {item!r}: give job ids or records with a 'job_id'.")
-        ids.append(job_id)
-    return list(dict.fromkeys(ids))

@@ -45,6 +45,11 @@ PARSE_TIME: list[tuple[str, dict[str, Any], str]] = [
     ("overlapping exit codes", {"success_exit_codes": [0, 3], "skip_exit_codes": [3]}, "[3] are in both"),
     ("unknown `match`", {"match": "first"}, "match='first'"),
     ("unknown `xcom_detail`", {"xcom_detail": "everything"}, "xcom_detail='everything'"),
+    (
+        "ARN of another resource in `job_ids`",
+        {"job_queue": None, "job_ids": ["arn:aws:batch:us-east-1:123456789012:job-queue/nightly"]},
+        "not a job ARN",
+    ),
 ]
 
 

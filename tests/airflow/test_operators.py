@@ -71,3 +71,18 @@ def test_bad_operator_arguments_at_parse_time() -> None:
         BatchCheckJobsOperator(task_id="c", job_queue="q", if_active="wait")
     with pytest.raises(ValueError, match="latest=0"):
         BatchListJobsOperator(task_id="l", job_queue="q", latest=0)
+
+
+def test_describe_accepts_job_arns(emu: BatchEmulator, context: dict) -> None:
+    job = emu.submit("by-arn")
+    emu.advance(60)
+    arn = f"arn:aws:batch:us-east-1:123456789012:job/{job}"
+    described = BatchDescribeJobsOperator(task_id="d", job_ids=[arn], fail_on_missing=True).execute(context)
+    assert [r["job_id"] for r in described] == [job]
+    assert ids_from([arn, job, {"job_id": arn}]) == [job]
+
+
+def test_ids_from_rejects_arns_of_other_resources() -> None:
+    queue_arn = "arn:aws:batch:us-east-1:123456789012:job-queue/nightly"
+    with pytest.raises(InvalidQueryError, match=r"job_ids contains 'arn:.*job-queue/nightly': not a job ARN"):
+        ids_from([queue_arn])

@@ -353,3 +353,32 @@ def test_a_page_failing_mid_listing_gives_no_verdict_in_poke_mode(emu: BatchEmul
     assert emu.calls["ListJobs"] == 2
     with pytest.raises(AirflowFailException, match="1 of 151"):
         s.poke(context)
+
+
+def job_arn(job_id: str) -> str:
+    return f"arn:aws:batch:us-east-1:123456789012:job/{job_id}"
+
+
+def test_job_arns_are_waited_on_like_their_ids(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 1}]}, name="by-arn")
+    by_id = emu.submit("by-id")
+    by_arn = emu.submit("by-arn")
+    with pytest.raises(AirflowFailException, match=f"by-arn \\({by_arn}\\): FAILED"):  # not dropped as unknown
+        poke_until_done(sensor(job_queue=None, job_ids=[by_id, job_arn(by_arn)]), context, emu)
+    assert {r["job_id"] for r in context["ti"].pushed["return_value"]} == {by_id, by_arn}
+
+
+def test_templated_job_ids_rendered_as_a_list_string(emu: BatchEmulator, context: dict) -> None:
+    ids = [emu.submit("rendered-a"), emu.submit("rendered-b")]
+    s = sensor(job_queue=None, job_ids="{{ ti.xcom_pull(task_ids='list') }}")
+    s.job_ids = str(ids)  # what Airflow renders a list to: "['…', '…']"
+    result, _ = poke_until_done(s, context, emu, limit=30)
+    assert sorted(r["job_id"] for r in result.xcom_value) == sorted(ids)
+
+
+def test_a_parent_and_its_child_both_named_count_the_child_once(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 2, "reason": "bad row"}]}, name="fan", indices=[3])
+    parent = emu.submit("fan", arrayProperties={"size": 4})
+    s = sensor(job_queue=None, job_ids=[parent, f"{parent}:3"], include_array_children=True, max_failed_jobs=1)
+    result, _ = poke_until_done(s, context, emu)  # one failed child: tolerated, not counted twice
+    assert sorted(r["job_id"] for r in result.xcom_value) == sorted(f"{parent}:{i}" for i in range(4))

@@ -27,3 +27,11 @@ def test_without_fail_fast_a_failure_waits_for_active_jobs() -> None:
     jobs = [job("a", "RUNNING"), job("b", "FAILED", 1)]
     assert judge(jobs, Policy.build(fail_fast=False), now_ms=0).verdict is Verdict.WAITING
     assert judge(jobs, Policy.build(), now_ms=0).verdict is Verdict.FAILURE
+
+
+def test_a_job_seen_twice_counts_once() -> None:
+    """An array child named in job_ids next to its parent reaches the verdict twice (once as a child)."""
+    jobs = [job("a", "SUCCEEDED", 0), job("b", "FAILED", 1), job("b", "FAILED", 1)]
+    decision = judge(jobs, Policy.build(max_failed_jobs=1), now_ms=0)
+    assert decision.verdict is Verdict.SUCCESS and [j.job_id for j in decision.jobs] == ["a", "b"]
+    assert decision.counts == {"SUCCEEDED": 1, "FAILED": 1}
