@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 # through :func:`created_at_filter_value`, so this is the one place to change.
 CREATED_AT_FILTER_UNIT_MS = 1
 
-# Statuses in lifecycle order. Listing children one status at a time in this order means a job that moves
-# forward between two calls is seen twice (the later sighting wins) rather than missed.
+# Statuses in lifecycle order. Listing children one status at a time in this order, the later call is always the
+# newer sighting: a job that moves forward between two calls is seen twice (and the later sighting wins), but one
+# that a retry sends back to RUNNABLE can be missed. Such listings are counted against the parent's size (array) or
+# numNodes (multi-node) before any verdict (see watch.py).
 ACTIVE_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
 ALL_STATUSES = ACTIVE_STATUSES + TERMINAL_STATUSES

@@ -1,8 +1,18 @@
 """One poll of a wait: list (paginated) -> match -> describe newly finished jobs in chunks of 100 -> verdict.
 
-A :class:`JobWatch` keeps what it learned between polls: the details of finished jobs (each described once),
-when each job was first seen RUNNABLE, and which ids it has already seen (for "N new since last poll").
-The sync path (sensor, check operator) and the async path (trigger) share every step but the I/O.
+A :class:`JobListing` keeps what the service said about one query across polls, each kind of memory in its own named
+object: the details of finished jobs (:class:`DescribedJobs`, each described once), the finished jobs each listing
+returned (:class:`FinishedJobs`, so jobs that age out of ListJobs still count), the point below which a newest-first
+listing is settled (:class:`SettledPoint`, where :class:`PageCutoff` may stop paging) and, for the array_job_id and
+multi_node_job_id selectors, what is known of the parent (:class:`SelectedParent`). A :class:`JobWatch` adds what
+one wait's verdict needs: when each RUNNABLE job's current wait began (:class:`RunnablePeriods`) and which ids it
+has seen. The sync path (sensor, check operator) and the async path (trigger) share every step but the I/O.
+
+No verdict is given on an incomplete listing. Children and nodes are listed status by status, and a job can move
+between two of those calls: forward (seen twice: the later call, the newer sighting, wins) or back to RUNNABLE on a
+retry (missed). Every children listing is therefore counted against the parent's size (array) or ``numNodes``
+(multi-node) first; children the listing lacks count only when the parent's ``statusSummary``, read before the
+listing, proves them finished (they aged out of ListJobs), and a parent without children is judged on its own.
 """
 
 from __future__ import annotations
@@ -18,11 +28,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_batch_jobs.hooks.batch_jobs import DESCRIBE_JOBS_MAX_IDS
 from airflow_batch_jobs.jobs import JobView
-from airflow_batch_jobs.policy import Decision, Policy, Verdict, judge
+from airflow_batch_jobs.policy import Decision, Policy, Verdict, judge, stuck_jobs
 from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES, JobQuery
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Sequence
+    from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 
     from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook, Known, PageStop
 
@@ -50,6 +60,10 @@ TRANSIENT_CODES = frozenset(
 # returned are taken to be visible already, so a poll may stop paging before them once they are known finished.
 LISTING_LAG_MS = 5 * 60 * 1000
 
+# Marks an array child known only from its parent's statusSummary (it aged out of ListJobs before this wait saw it):
+# never described (the service no longer knows it), and named for what is known of it.
+AGED_OUT = "agedOutOfListJobs"
+
 
 class IncompleteListingError(Exception):
     """A listing that cannot be complete (e.g. fewer array children than the parent's size): no verdict."""
@@ -70,9 +84,124 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-def is_finished(job: dict[str, Any]) -> bool:
+def is_finished(job: Mapping[str, Any]) -> bool:
     """Whether a JobSummary / JobDetail dict is in a terminal status (final: it never changes again)."""
     return job.get("status") in TERMINAL_STATUSES
+
+
+def is_aged_out(job: Mapping[str, Any]) -> bool:
+    return bool(job.get(AGED_OUT))
+
+
+# -- array parents and their children -------------------------------------------------------------------------------
+
+
+def array_size(parent: Mapping[str, Any]) -> int:
+    return int((parent.get("arrayProperties") or {}).get("size") or 0)
+
+
+def status_summary(parent: Mapping[str, Any]) -> Mapping[str, int]:
+    """An array parent's children per status, as its ``statusSummary`` says ({} when it says nothing)."""
+    return (parent.get("arrayProperties") or {}).get("statusSummary") or {}
+
+
+def shows_children(parent: Mapping[str, Any]) -> bool:
+    """Whether the parent's statusSummary counts any child (none: it has none yet, or never will)."""
+    return any(status_summary(parent).values())
+
+
+def child_index(parent_id: str, child: Mapping[str, Any]) -> int | None:
+    """A child's index in its array: ``arrayProperties.index``, else the ``<parentId>:<index>`` id."""
+    index = (child.get("arrayProperties") or {}).get("index")
+    if isinstance(index, int):
+        return index
+    prefix, _, tail = str(child.get("jobId", "")).rpartition(":")
+    return int(tail) if prefix == parent_id and tail.isdigit() else None
+
+
+def aged_out_children(parent: Mapping[str, Any], children: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """Stand-ins for the children of ``parent`` missing from ``children``, when the parent (read *before* the children
+    were listed) proves that every one of them had finished: they aged out of ListJobs. None when it does not.
+
+    The proof: a child that a statusSummary counts SUCCEEDED (or FAILED) is in that status at every later moment, so
+    it is either in the listing, in that status, or no longer listed. Per terminal status, at least
+    ``summary[status] - seen[status]`` children are therefore missing in that status; when those numbers add up to
+    the number missing, every missing child is finished and the split is exact. A SUCCEEDED parent needs no summary:
+    every child succeeded. Which missing child failed is known only if all of them did (or none): otherwise the
+    stand-ins are named for what is known, e.g. "one of the 5 aged-out children p:0..p:4; 1 of them FAILED".
+    """
+    size = array_size(parent)
+    missing = size - len(children)
+    if missing <= 0:
+        return []
+    summary = status_summary(parent)
+    if summary:
+        seen = Counter(child.get("status") for child in children)
+        unseen = {status: max(0, int(summary.get(status, 0)) - seen[status]) for status in TERMINAL_STATUSES}
+    elif parent.get("status") == "SUCCEEDED":
+        unseen = {"SUCCEEDED": missing}
+    else:
+        return None
+    if sum(unseen.values()) != missing:
+        return None
+    parent_id = str(parent["jobId"])
+    seen_indices = {child_index(parent_id, child) for child in children}
+    indices = [i for i in range(size) if i not in seen_indices]
+    base = {"jobName": parent.get("jobName", ""), AGED_OUT: True}
+    statuses = [status for status, count in unseen.items() if count]
+    if len(statuses) == 1 and len(indices) == missing:  # each missing child's status is known
+        (status,) = statuses
+        reason = f"Aged out of ListJobs before this wait saw it; counted {status} from its parent's statusSummary"
+        return [
+            {
+                **base,
+                "jobId": f"{parent_id}:{i}",
+                "status": status,
+                "statusReason": reason,
+                "arrayProperties": {"index": i},
+            }
+            for i in indices
+        ]
+    ids = [f"{parent_id}:{i}" for i in indices] if len(indices) == missing else []
+    named = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "") if ids else "ids unknown"
+    out: list[dict[str, Any]] = []
+    for status in statuses:
+        reason = (
+            f"One of the {missing} children that aged out of ListJobs before this wait saw them ({named}); the "
+            f"parent's statusSummary counts {unseen[status]} of them {status}, which ones is no longer known"
+        )
+        out.extend(
+            {**base, "jobId": f"{parent_id}:aged-out-{status.lower()}-{n}", "status": status, "statusReason": reason}
+            for n in range(1, unseen[status] + 1)
+        )
+    return out
+
+
+def account_for_children(parent: Mapping[str, Any], children: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The children an array parent's verdict counts, each once; [] when the parent stands for them (it has none:
+    SUBMITTED, waiting for a dependency, or failed because one failed); None when the listing is incomplete.
+
+    ``children`` is one listing (each child once, its latest sighting) plus the finished children remembered from
+    earlier polls; ``parent`` was read before that listing (its statusSummary proves which missing ones aged out)."""
+    if parent.get("status") == "SUBMITTED":
+        return []
+    if len(children) >= array_size(parent):
+        return children
+    aged_out = aged_out_children(parent, children)
+    if aged_out is not None:
+        return children + aged_out
+    if not children and not shows_children(parent):
+        return []
+    return None
+
+
+def num_nodes(jobs: Iterable[Mapping[str, Any]]) -> int | None:
+    """A multi-node job's node count, as its node summaries (or its own detail) carry it."""
+    counts = [(job.get("nodeProperties") or {}).get("numNodes") for job in jobs]
+    return max((count for count in counts if isinstance(count, int)), default=None)
+
+
+# -- the calls a poll makes -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -93,7 +222,7 @@ class FindJobs:
 
 @dataclass(frozen=True)
 class DescribeJobs:
-    """A poll step: the details of finished jobs."""
+    """A poll step: the details of finished jobs (or of the parent a selector names)."""
 
     job_ids: list[str]
 
@@ -105,6 +234,132 @@ class DescribeJobs:
 
 
 Call = FindJobs | DescribeJobs
+if TYPE_CHECKING:
+    # a poll's steps: each call is sent back its answer; the generator returns the jobs it found
+    Steps = Generator[Call, list[dict[str, Any]], list[dict[str, Any]]]
+
+
+# -- a listing's memory ---------------------------------------------------------------------------------------------
+
+
+class DescribedJobs:
+    """Finished jobs' details (DescribeJobs), as views: final, so each job is described once over a wait and its view
+    built once. Waits sharing a listing describe each job once between them (:attr:`lock`)."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, JobView] = {}
+        self.lock = asyncio.Lock()
+
+    def pending(self, jobs: Iterable[Mapping[str, Any]], *, all_of_them: bool = False) -> list[str]:
+        """Finished jobs not yet described, in full calls of 100 (or ``all_of_them``); never stand-ins for aged-out
+        children, which the service no longer knows."""
+        views = self.views
+        ids = [j["jobId"] for j in jobs if is_finished(j) and j["jobId"] not in views and not is_aged_out(j)]
+        return ids if all_of_them else ids[: len(ids) // DESCRIBE_JOBS_MAX_IDS * DESCRIBE_JOBS_MAX_IDS]
+
+    def absorb(self, details: Iterable[Mapping[str, Any]]) -> None:
+        for detail in details:
+            self.views[detail["jobId"]] = JobView(detail)
+
+    def view(self, job: Mapping[str, Any]) -> JobView:
+        return self.views.get(job["jobId"]) or JobView(job)
+
+
+class FinishedJobs:
+    """The finished jobs each listing returned ("" = the query's own, else a parent's id, for its children or nodes):
+    final, so kept, for a job that ages out of ListJobs (retention) to keep counting and for a page's copy to be
+    replaced by the kept one. Also, per array parent, how many children are known finished only by count (aged out
+    before this wait saw them), so their statuses are not listed again for nothing."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, dict[str, dict[str, Any]]] = {}
+        self._aged_out: dict[str, Counter[str]] = {}
+
+    def known(self, listing: str) -> Known | None:
+        return self._jobs.get(listing)
+
+    def recall(self, listing: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``jobs`` plus the finished jobs this listing returned before and no longer does (retention)."""
+        known = self._jobs.setdefault(listing, {})
+        listed = {j["jobId"] for j in jobs}
+        gone = [j for job_id, j in known.items() if job_id not in listed]
+        known.update((j["jobId"], j) for j in jobs if is_finished(j))
+        return jobs + gone
+
+    def note_aged_out(self, listing: str, stand_ins: Iterable[Mapping[str, Any]]) -> None:
+        self._aged_out[listing] = Counter(str(job.get("status")) for job in stand_ins)
+
+    def counts(self, listing: str) -> Counter[str]:
+        """Finished jobs of a listing per status: remembered, plus known by count only."""
+        counts = Counter(str(job.get("status")) for job in self._jobs.get(listing, {}).values())
+        counts.update(self._aged_out.get(listing, Counter()))
+        return counts
+
+
+class SettledPoint:
+    """For a newest-first listing: the ``createdAt`` before which every matching job is known finished and created long
+    enough before the newest one listed to be visible already (:data:`LISTING_LAG_MS`). None: nothing is settled."""
+
+    def __init__(self, newest_first: bool) -> None:
+        self.newest_first = newest_first
+        self.before: int | None = None
+
+    def update(self, jobs: Sequence[Mapping[str, Any]]) -> None:
+        """After a poll's listing (with the finished jobs it no longer returns)."""
+        if not self.newest_first or not jobs or any(job.get("createdAt") is None for job in jobs):
+            self.before = None
+            return
+        newest: int = max(job["createdAt"] for job in jobs)
+        active = [job["createdAt"] for job in jobs if not is_finished(job)]
+        self.before = min([newest - LISTING_LAG_MS, *active])
+
+
+class PageCutoff:
+    """Whether a newest-first listing may stop after a page: once a page reaches below ``floor`` (``created_after``, or
+    the settled point: below it every matching job is known finished and comes back from memory).
+
+    The premise is checked on every page: a page out of order, a job without ``createdAt`` or a matching job below
+    the floor that is not known finished means it does not hold, and every page of this listing is read. One per
+    listing: it remembers the previous page's last ``createdAt``."""
+
+    def __init__(self, floor: int, known: Mapping[str, Any], matches: Callable[[Mapping[str, Any]], bool]) -> None:
+        self.floor = floor
+        self.known = known
+        self.matches = matches
+        self.previous: int | None = None  # createdAt of the previous page's last job
+        self.read_all = False
+
+    def __call__(self, page: list[dict[str, Any]]) -> bool:
+        if self.read_all or not page:
+            return False
+        created: list[int] = []
+        for job in page:
+            if job.get("createdAt") is None:
+                self.read_all = True
+                return False
+            created.append(job["createdAt"])
+        ordered = created if self.previous is None else [self.previous, *created]
+        out_of_order = any(newer < older for newer, older in itertools.pairwise(ordered))
+        floor, known = self.floor, self.known
+        unknown = any(job["createdAt"] < floor and job["jobId"] not in known and self.matches(job) for job in page)
+        if out_of_order or unknown:
+            self.read_all = True
+            return False
+        self.previous = created[-1]
+        return created[-1] < floor
+
+
+@dataclass
+class SelectedParent:
+    """For the array_job_id and multi_node_job_id selectors: what is known of the parent they name. Its size (children,
+    or nodes) is fixed when it is submitted; ``read_first``: describe it before listing its children, so that its
+    statusSummary predates the listing (its first poll, and after a listing that fell short of its size)."""
+
+    size: int | None = None
+    read_first: bool = True
+
+
+# -- one query's listing --------------------------------------------------------------------------------------------
 
 
 class JobListing:
@@ -120,25 +375,18 @@ class JobListing:
         self.include_array_children = include_array_children
         # describe finished jobs while the wait goes on: pays off only if this listing lives to the verdict
         self.describe_early = describe_early
-        self.described: dict[str, JobView] = {}  # finished jobs' details, as views: final, so built once
-        # listing ("" = the query's, else an array parent's id) -> finished jobs it returned: final, kept so a
-        # job that ages out of ListJobs (retention) while the wait goes on still counts
-        self.finished: dict[str, dict[str, dict[str, Any]]] = {}
-        # newest-first listings: every matching job created before this is known finished (None: nothing known)
-        self.settled_before: int | None = None
-        self._describing = asyncio.Lock()  # waits sharing this listing describe each job once between them
+        self.details = DescribedJobs()
+        self.finished = FinishedJobs()
+        self.settled = SettledPoint(query.newest_first)
+        self.parent = SelectedParent()
 
     @classmethod
     def for_policy(cls, query: JobQuery, policy: Policy, describe_early: bool = True) -> JobListing:
         return cls(query, policy.match, policy.include_array_children, describe_early)
 
-    def recall(self, listing: str, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``jobs`` plus the finished jobs this listing returned before and no longer does (retention)."""
-        known = self.finished.setdefault(listing, {})
-        listed = {j["jobId"] for j in jobs}
-        gone = [j for job_id, j in known.items() if job_id not in listed]
-        known.update((j["jobId"], j) for j in jobs if is_finished(j))
-        return jobs + gone
+    @property
+    def settled_before(self) -> int | None:
+        return self.settled.before
 
     def narrow(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Apply ``match='latest'``: only the newest matching job."""
@@ -150,7 +398,7 @@ class JobListing:
         """The array parents whose children replace them (``include_array_children``)."""
         if not self.include_array_children:
             return []
-        return [j for j in summaries if (j.get("arrayProperties") or {}).get("size")]
+        return [j for j in summaries if array_size(j)]
 
     def child_statuses(self, parent: dict[str, Any]) -> tuple[str, ...]:
         """The statuses worth listing an array parent's children in this poll, read off its ``statusSummary``
@@ -158,24 +406,11 @@ class JobListing:
         yet known. A SUBMITTED parent has no children yet; a parent without a summary gets every status."""
         if parent.get("status") == "SUBMITTED":
             return ()
-        summary = parent["arrayProperties"].get("statusSummary")
+        summary = status_summary(parent)
         if not summary:
             return ALL_STATUSES
-        known = Counter(job.get("status") for job in self.finished.get(parent["jobId"], {}).values())
+        known = self.finished.counts(parent["jobId"])
         return tuple(status for status in ALL_STATUSES if summary.get(status, 0) > known[status])
-
-    @staticmethod
-    def missing_children(parent: dict[str, Any], children: list[dict[str, Any]]) -> bool:
-        """The parent's size is a free completeness check: every child must be seen once it has children."""
-        return parent.get("status") != "SUBMITTED" and len(children) < parent["arrayProperties"]["size"]
-
-    @classmethod
-    def check_children(cls, parent: dict[str, Any], children: list[dict[str, Any]]) -> None:
-        if cls.missing_children(parent, children):
-            raise IncompleteListingError(
-                f"saw {len(children)} of {parent['arrayProperties']['size']} children of array job "
-                f"{parent['jobId']}; asking again"
-            )
 
     @staticmethod
     def expand(summaries: list[dict[str, Any]], children: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -185,68 +420,32 @@ class JobListing:
             out.extend(kids if kids else [job])
         return out
 
-    def page_stop(self) -> PageStop | None:
+    def page_stop(self) -> PageCutoff | None:
         """For a newest-first listing, where paging may stop: below ``created_after`` nothing matches, and below
-        :attr:`settled_before` every matching job is known finished (:meth:`recall` brings them back). A page out
-        of order, or an unknown matching job below that point, means the premise does not hold: read every page."""
+        the settled point every matching job is known finished (:meth:`FinishedJobs.recall` brings them back)."""
         if not self.query.newest_first:
             return None
-        floors = [floor for floor in (self.query.created_after, self.settled_before) if floor is not None]
+        floors = [floor for floor in (self.query.created_after, self.settled.before) if floor is not None]
         if not floors:
             return None
-        floor = max(floors)
-        known = self.finished.get("", {})
-        query = self.query
-        last_seen: list[int] = []  # createdAt of the previous page's last job
-        read_all = False
-
-        def stop(page: list[dict[str, Any]]) -> bool:
-            nonlocal read_all
-            if read_all or not page:
-                return False
-            if any(job.get("createdAt") is None for job in page):
-                read_all = True
-                return False
-            created = last_seen + [job["createdAt"] for job in page]
-            out_of_order = any(newer < older for newer, older in itertools.pairwise(created))
-            unknown = any(job["createdAt"] < floor and job["jobId"] not in known and query.matches(job) for job in page)
-            if out_of_order or unknown:
-                read_all = True
-                return False
-            last_seen[:] = created[-1:]
-            oldest: int = created[-1]
-            return oldest < floor
-
-        return stop
-
-    def settle(self, jobs: list[dict[str, Any]]) -> None:
-        """After a poll's listing: the point before which every matching job is finished, and created long enough
-        before the newest one to be visible (:data:`LISTING_LAG_MS`)."""
-        if not self.query.newest_first or not jobs or any(job.get("createdAt") is None for job in jobs):
-            self.settled_before = None
-            return
-        newest: int = max(job["createdAt"] for job in jobs)
-        active = [job["createdAt"] for job in jobs if not is_finished(job)]
-        self.settled_before = min([newest - LISTING_LAG_MS, *active])
+        return PageCutoff(max(floors), self.finished.known("") or {}, self.query.matches)
 
     def to_describe(self, jobs: list[dict[str, Any]], *, all_of_them: bool = False) -> list[str]:
         """Finished jobs not yet described: each is described once over the whole wait, in full calls of 100
         while the wait goes on (the summary's status and exit code are enough to judge), and every one left once
         the verdict is in (the records need attempts and log streams)."""
-        pending = [j["jobId"] for j in jobs if is_finished(j) and j["jobId"] not in self.described]
-        return pending if all_of_them else pending[: len(pending) // DESCRIBE_JOBS_MAX_IDS * DESCRIBE_JOBS_MAX_IDS]
+        return self.details.pending(jobs, all_of_them=all_of_them)
 
     def absorb(self, details: Sequence[dict[str, Any]]) -> None:
-        for detail in details:
-            self.described[detail["jobId"]] = JobView(detail)
+        self.details.absorb(details)
 
     def views(self, jobs: list[dict[str, Any]]) -> list[JobView]:
-        described = self.described
-        return [described.get(j["jobId"]) or JobView(j) for j in jobs]
+        view = self.details.view
+        return [view(j) for j in jobs]
 
     async def adescribe_all(self, hook: BatchJobsHook, client: Any, jobs: list[dict[str, Any]]) -> bool:
         """Describe every finished job of ``jobs`` not yet described; True if anything new was learned."""
-        async with self._describing:
+        async with self.details.lock:
             rest = self.to_describe(jobs, all_of_them=True)
             if rest:
                 self.absorb((await hook.adescribe_jobs(client, rest)).jobs)
@@ -272,31 +471,136 @@ class JobListing:
         except StopIteration as done:
             return done.value
 
-    def _poll_steps(self) -> Generator[Call, list[dict[str, Any]], list[dict[str, Any]]]:
+    # -- the steps of one poll, written once for the blocking and the async paths ---------------------------------
+    def _poll_steps(self) -> Steps:
         """One poll, as the calls it needs (each sent back its answer): the query's pages (up to what is already
-        known), each array parent's children (the statuses its summary says changed), then DescribeJobs for
-        finished jobs in full calls of 100. Written once for the blocking and the async paths."""
-        listed = yield FindJobs(self.query, stop=self.page_stop(), known=self.finished.get(""))
-        everything = self.recall("", listed)
-        self.settle(everything)
-        jobs = self.narrow(everything)
-        children: dict[str, list[dict[str, Any]]] = {}
-        for parent in self.array_parents(jobs):
-            children[parent["jobId"]] = yield from self._children_steps(parent)
-        jobs = self.expand(jobs, children)
+        known) and each array parent's children (the statuses its summary says changed), or the children / nodes a
+        selector names; then DescribeJobs for finished jobs in full calls of 100."""
+        if self.query.array_job_id:
+            jobs = self.narrow((yield from self._array_job_steps(self.query.array_job_id)))
+        elif self.query.multi_node_job_id:
+            jobs = self.narrow((yield from self._nodes_steps(self.query.multi_node_job_id)))
+        else:
+            listed = yield FindJobs(self.query, stop=self.page_stop(), known=self.finished.known(""))
+            everything = self.finished.recall("", listed)
+            self.settled.update(everything)
+            jobs = self.narrow(everything)
+            children: dict[str, list[dict[str, Any]]] = {}
+            for parent in self.array_parents(jobs):
+                children[parent["jobId"]] = yield from self._children_steps(parent)
+            jobs = self.expand(jobs, children)
         pending = self.to_describe(jobs) if self.describe_early else []
         if pending:
             self.absorb((yield DescribeJobs(pending)))
         return jobs
 
-    def _children_steps(self, parent: dict[str, Any]) -> Generator[Call, list[dict[str, Any]], list[dict[str, Any]]]:
-        query = JobQuery.build(array_job_id=parent["jobId"])
-        statuses, known = self.child_statuses(parent), self.finished.get(parent["jobId"])
-        kids = self.recall(parent["jobId"], (yield FindJobs(query, statuses, known=known)) if statuses else [])
-        if self.missing_children(parent, kids) and statuses != ALL_STATUSES:  # the summary lagged: list them all
-            kids = self.recall(parent["jobId"], (yield FindJobs(query, known=known)))
-        self.check_children(parent, kids)
-        return kids
+    def _children_steps(self, parent: dict[str, Any]) -> Steps:
+        """An array parent's children, complete (stand-ins for aged-out ones included), or [] when the parent stands
+        for them; raises IncompleteListingError otherwise. ``parent`` was read before this listing."""
+        parent_id = parent["jobId"]
+        query = JobQuery.build(array_job_id=parent_id)
+        statuses, known = self.child_statuses(parent), self.finished.known(parent_id)
+        kids = self.finished.recall(parent_id, (yield FindJobs(query, statuses, known=known)) if statuses else [])
+        counted = account_for_children(parent, kids)
+        if counted is None and statuses != ALL_STATUSES:  # the summary lagged, or a child moved: list them all
+            kids = self.finished.recall(parent_id, (yield FindJobs(query, known=known)))
+            counted = account_for_children(parent, kids)
+        if counted is None:
+            raise IncompleteListingError(
+                f"saw {len(kids)} of {array_size(parent)} children of array job {parent_id}; asking again"
+            )
+        self.finished.note_aged_out(parent_id, (job for job in counted if is_aged_out(job)))
+        return counted
+
+    def _read_parent(self, parent_id: str) -> Steps:
+        """The parent a selector names, as DescribeJobs has it ([] if the service does not know it, yet or any
+        more). A finished parent's detail is kept: it is final, and may stand for its children at the verdict."""
+        parent = [job for job in (yield DescribeJobs([parent_id])) if job["jobId"] == parent_id]
+        self.absorb([job for job in parent if is_finished(job)])
+        return parent
+
+    def _array_job_steps(self, parent_id: str) -> Steps:
+        """array_job_id: the children, counted against the parent's size. The size is read once (one DescribeJobs:
+        child summaries carry their index, not the size); later polls list every status and read the parent again
+        only when that listing falls short, then list again after its statusSummary (which can prove the missing
+        children aged out, or that it has none)."""
+        selected = self.parent
+        if not selected.read_first:
+            query, known = JobQuery.build(array_job_id=parent_id), self.finished.known(parent_id)
+            kids = self.finished.recall(parent_id, (yield FindJobs(query, known=known)))
+            if selected.size is not None and len(kids) >= selected.size:
+                return kids
+        found = yield from self._read_parent(parent_id)
+        if not found:
+            selected.read_first = True
+            raise IncompleteListingError(f"array job {parent_id} is not known to DescribeJobs (yet); asking again")
+        (parent,) = found
+        selected.size = array_size(parent)
+        counted = yield from self._children_steps(parent)
+        selected.read_first = sum(not is_aged_out(job) for job in counted) < selected.size
+        return counted or found
+
+    def _nodes_steps(self, parent_id: str) -> Steps:
+        """multi_node_job_id: the nodes, counted against ``numNodes`` (which node summaries carry: a free check). With
+        no node listed, the job itself (one DescribeJobs) says whether there is anything to wait for: it has no
+        nodes yet, or never will (a failed dependency), and stands for them."""
+        query, known = JobQuery.build(multi_node_job_id=parent_id), self.finished.known(parent_id)
+        nodes = self.finished.recall(parent_id, (yield FindJobs(query, known=known)))
+        if not nodes:
+            return (yield from self._read_parent(parent_id))
+        expected = num_nodes(nodes) or self.parent.size
+        if expected is None:
+            expected = num_nodes((yield from self._read_parent(parent_id)))
+        self.parent.size = expected
+        if expected is not None and len(nodes) < expected:
+            raise IncompleteListingError(
+                f"saw {len(nodes)} of {expected} nodes of multi-node job {parent_id}; asking again"
+            )
+        return nodes
+
+
+# -- one wait -------------------------------------------------------------------------------------------------------
+
+
+class RunnablePeriods:
+    """When each RUNNABLE job's current RUNNABLE period began, as far as the polls can tell: when it was first seen
+    RUNNABLE in that period. A job leaves RUNNABLE forward (STARTING) or, after a failed attempt with retries left,
+    comes back to it: a period ends when the job is seen in another status, or when its ``startedAt`` has changed
+    since the last sighting (it ran in between, unseen). The service may keep a retried job's first ``startedAt``,
+    so before a job is failed for its wait, :meth:`correct` reads its attempts: a period cannot have begun before
+    its last attempt stopped."""
+
+    def __init__(self) -> None:
+        self.since: dict[str, int] = {}
+        self._started: dict[str, int | None] = {}  # the startedAt of each job's last RUNNABLE sighting
+
+    def observe(self, jobs: Iterable[Mapping[str, Any]], now: int) -> None:
+        since, started = self.since, self._started
+        for job in jobs:
+            job_id = job["jobId"]
+            if job.get("status") != "RUNNABLE":
+                if job_id in since:
+                    del since[job_id]
+                    started.pop(job_id, None)
+                continue
+            begun = job.get("startedAt")
+            if job_id not in since or started.get(job_id) != begun:
+                since[job_id] = now
+                started[job_id] = begun
+
+    def correct(self, details: Iterable[Mapping[str, Any]]) -> None:
+        """From DescribeJobs answers for jobs about to be failed for their wait."""
+        for detail in details:
+            job = JobView(detail)
+            if job.job_id not in self.since:
+                continue
+            if job.status != "RUNNABLE":  # it has moved on since the listing
+                del self.since[job.job_id]
+                self._started.pop(job.job_id, None)
+                continue
+            stops = [attempt.stopped_at for attempt in job.attempts if attempt.stopped_at is not None]
+            if stops and max(stops) > self.since[job.job_id]:
+                self.since[job.job_id] = max(stops)
 
 
 class JobWatch:
@@ -314,25 +618,29 @@ class JobWatch:
         self.policy = policy
         self.clock = clock
         self.listing = listing or JobListing.for_policy(query, policy, describe_early)
-        self.runnable_since: dict[str, int] = {}
+        self.runnable = RunnablePeriods()
         self.seen: set[str] = set()
         self.new_since_last_poll = 0
 
     def observe(self, jobs: list[dict[str, Any]]) -> None:
-        """Note new jobs and when each was first seen RUNNABLE (once per poll)."""
-        now = self.clock()
+        """Note new jobs and each RUNNABLE job's current wait (once per poll)."""
         ids = {j["jobId"] for j in jobs}
         self.new_since_last_poll = len(ids - self.seen)
         self.seen |= ids
-        for job in jobs:
-            if job.get("status") == "RUNNABLE":
-                self.runnable_since.setdefault(job["jobId"], now)
-            else:
-                self.runnable_since.pop(job["jobId"], None)
+        self.runnable.observe(jobs, self.clock())
+
+    def runnable_suspects(self, jobs: list[dict[str, Any]]) -> list[str]:
+        """Jobs that have waited in RUNNABLE longer than ``runnable_timeout`` by the listings alone: their attempts
+        are read (one DescribeJobs) before they fail the wait."""
+        if self.policy.runnable_timeout is None:
+            return []
+        runnable = [JobView(j) for j in jobs if j.get("status") == "RUNNABLE"]
+        stuck = stuck_jobs(runnable, self.policy, now_ms=self.clock(), runnable_since=self.runnable.since)
+        return [job.job_id for job in stuck]
 
     def decide(self, jobs: list[dict[str, Any]]) -> Decision:
         views = self.listing.views(jobs)
-        return judge(views, self.policy, now_ms=self.clock(), runnable_since=self.runnable_since)
+        return judge(views, self.policy, now_ms=self.clock(), runnable_since=self.runnable.since)
 
     def undescribed_at_verdict(self, decision: Decision, jobs: list[dict[str, Any]]) -> list[str]:
         """Once the verdict is in, the finished jobs still to describe (judged on summaries so far: their details
@@ -350,6 +658,9 @@ class JobWatch:
     def poll(self, hook: BatchJobsHook) -> Decision:
         jobs = self.listing.collect(hook)
         self.observe(jobs)
+        suspects = self.runnable_suspects(jobs)
+        if suspects:
+            self.runnable.correct(hook.describe_jobs(suspects).jobs)
         decision = self.decide(jobs)
         rest = self.undescribed_at_verdict(decision, jobs)
         if rest:
@@ -363,6 +674,9 @@ class JobWatch:
     async def ajudge(self, jobs: list[dict[str, Any]], hook: BatchJobsHook, client: Any) -> Decision:
         """The verdict on one poll's jobs (from this wait's listing or a shared one)."""
         self.observe(jobs)
+        suspects = self.runnable_suspects(jobs)
+        if suspects:
+            self.runnable.correct((await hook.adescribe_jobs(client, suspects)).jobs)
         decision = self.decide(jobs)
         if self.undescribed_at_verdict(decision, jobs) and await self.listing.adescribe_all(hook, client, jobs):
             decision = self.decide(jobs)

@@ -69,8 +69,11 @@ def reuse_known(summaries: list[dict[str, Any]], known: Known | None) -> list[di
 def merge_listings(listings: Iterable[Iterable[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Join several listings of the same jobs (one per status) into one, each job once.
 
-    The listings are taken in lifecycle order, so a job that moved on between two calls shows up twice and
-    the later sighting (the newer state) wins; first-seen order is kept.
+    The listings are taken in lifecycle order and the later call is the newer sighting, so it wins whichever way
+    the job moved: forward (seen twice: its later status) or back to RUNNABLE on a retry (seen RUNNING, then
+    missed by the RUNNABLE listing already read: still active, never counted finished). Only a terminal listing
+    makes a job finished, and those come last. A job missed altogether is the caller's to detect (the watch counts
+    children against their parent's size). First-seen order is kept.
     """
     merged: dict[str, dict[str, Any]] = {}
     for listing in listings:
