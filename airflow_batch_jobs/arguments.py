@@ -198,13 +198,15 @@ class BatchJobsVerdictMixin(BatchJobsTaskMixin):
         Returns None while the verdict is still 'waiting'. Failed jobs make the task fail without Airflow retries
         (a retry would see the same failed jobs); ``soft_fail`` on a sensor turns that into a skip.
         """
-        from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+        from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 
         from airflow_batch_jobs.links import persist_links
 
         status = event.get("status")
         if status == "waiting":
             return None
+        if status == "error" and event.get("internal"):  # a bug of ours: Airflow's retries apply, as in poke mode
+            raise AirflowException(event.get("message", "the wait failed"))
         if status == "error":
             raise AirflowFailException(event.get("message", "the wait failed"))
         records = event.get("records", [])

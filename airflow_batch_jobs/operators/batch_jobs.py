@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import (
     AirflowSkipException,
     BaseOperator,
 )
+from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_batch_jobs.arguments import (
     QUERY_FIELDS,
@@ -23,7 +24,7 @@ from airflow_batch_jobs.jobs import JobView
 from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
 from airflow_batch_jobs.query import ALL_STATUSES, InvalidQueryError, JobQuery
-from airflow_batch_jobs.watch import JobWatch, job_records, records, verdict_event
+from airflow_batch_jobs.watch import IncompleteListingError, JobWatch, job_records, records, verdict_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -231,7 +232,7 @@ class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
         watch = JobWatch(self.build_query(), self.policy)
         try:
             decision = watch.poll(self.hook)
-        except Exception as err:
+        except (ClientError, BotoCoreError, IncompleteListingError) as err:  # anything else is ours: as it is
             raise AirflowException(f"Could not read the jobs from AWS Batch: {err}") from err
         self.log.info(watch.progress(decision))
         if decision.verdict is Verdict.WAITING:

@@ -6,7 +6,16 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseSensorOperator, PokeReturnValue
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+from botocore.exceptions import ClientError
 
 from airflow_batch_jobs.arguments import QUERY_FIELDS, BatchJobsVerdictMixin
 from airflow_batch_jobs.links import EXTRA_LINKS
@@ -26,7 +35,8 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
     ``created_before``, ``share_identifier``. Policy: ``match`` ('all' | 'latest'), ``min_jobs``,
     ``success_exit_codes``, ``skip_exit_codes``, ``max_failed_jobs``, ``fail_fast``, ``include_array_children``,
     ``runnable_timeout``. Pushes one record per job (``xcom_detail``: 'summary' | 'full' | 'none'), at most
-    ``xcom_max_jobs``, failed jobs first. ``deferrable=True`` waits in the triggerer.
+    ``xcom_max_jobs``, failed jobs first. ``deferrable=True`` waits in the triggerer (default: ``[operators]
+    default_deferrable``).
 
     Each poll costs about one ListJobs page per 100 matching jobs, plus one DescribeJobs per 100 jobs that
     finished since the last poll. A poll that hits throttling, a 5xx or a dropped connection gives no verdict; after
@@ -60,7 +70,7 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
         xcom_detail: str = "summary",
         xcom_max_jobs: int = 1000,
         max_poll_errors: int = 5,
-        deferrable: bool = False,
+        deferrable: bool | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -97,7 +107,10 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
         if self.timeout <= 0:
             raise InvalidPolicyError(f"timeout={self.timeout!r}: use a positive number of seconds.")
         self.max_poll_errors = max_poll_errors
-        self.deferrable = deferrable
+        # None: [operators] default_deferrable, as the amazon provider's sensors do
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
         self._init_connection(aws_conn_id, region_name, verify, botocore_config)
         self._watch: JobWatch | None = None
         self._poll_errors = 0
@@ -116,7 +129,7 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         started = time.monotonic()
-        outcome = self.poke(context)  # decide once before deferring: nothing to wait for if it is over
+        outcome = self._first_poke(context)  # decide once before deferring: nothing to wait for if it is over
         if outcome:
             return outcome.xcom_value if isinstance(outcome, PokeReturnValue) else None
         self.defer(
@@ -137,13 +150,37 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
             timeout=timedelta(seconds=max(self.timeout - (time.monotonic() - started), 1.0)),
         )
 
+    def _first_poke(self, context: Any) -> bool | PokeReturnValue:
+        """The poke before deferring, with the handling ``BaseSensorOperator.execute`` gives every poke in poke and
+        reschedule mode: ``soft_fail`` / ``never_fail`` turn a failure into a skip, ``silent_fail`` logs an error
+        and waits on."""
+        try:
+            return self.poke(context)
+        except (AirflowSensorTimeout, AirflowTaskTimeout, AirflowFailException) as err:
+            if self.soft_fail:
+                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from err
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
+            raise
+        except AirflowSkipException:
+            raise
+        except Exception as err:
+            if getattr(self, "silent_fail", False):
+                self.log.exception("Sensor poke failed; waiting on (silent_fail).")
+                return False
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
+            raise
+
     def poke(self, context: Any) -> bool | PokeReturnValue:
         watch = self.watch  # the rendered arguments are checked here, before any AWS call
         try:
             decision = watch.poll(self.hook)
         except Exception as err:
             if not is_transient(err):
-                raise AirflowFailException(f"AWS Batch rejected the request: {err}") from err
+                if isinstance(err, ClientError):
+                    raise AirflowFailException(f"AWS Batch rejected the request: {err}") from err
+                raise  # not an answer from AWS (a bug of ours): as it is, with its traceback
             self._poll_errors += 1
             if self._poll_errors >= self.max_poll_errors:
                 raise AirflowFailException(f"{self._poll_errors} polls in a row failed; last error: {err}") from err

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from botocore.exceptions import ClientError
 
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import Policy, Verdict
@@ -20,7 +21,8 @@ class BatchJobsTrigger(BaseTrigger):
     """Poll ListJobs/DescribeJobs for ``query`` until ``policy`` gives a verdict; yield it as one event.
 
     Everything it needs is in its kwargs (JSON-native), so the triggerer can rebuild it after a restart.
-    The event is ``{"status": "success" | "skip" | "failure" | "error", "message", "records", "cut"}``.
+    The event is ``{"status": "success" | "skip" | "failure" | "error", "message", "records", "cut"}``; an error
+    that is no answer from AWS (a bug of ours) also carries ``"internal": True``.
     """
 
     def __init__(
@@ -98,8 +100,19 @@ class BatchJobsTrigger(BaseTrigger):
                         raise result
                     decision = await watch.ajudge(result, poll.hook, poll.client)
                 except Exception as err:
-                    if not is_transient(err):
+                    if isinstance(err, ClientError) and not is_transient(err):
                         yield TriggerEvent({"status": "error", "message": f"AWS Batch rejected the request: {err}"})
+                        return
+                    if not is_transient(err):  # not an answer from AWS: a bug of ours
+                        self.log.exception("The wait failed in airflow-batch-jobs itself.")
+                        yield TriggerEvent(
+                            {
+                                "status": "error",
+                                "internal": True,
+                                "message": "The wait failed in airflow-batch-jobs itself (not an answer from AWS): "
+                                f"{type(err).__name__}: {err}",
+                            }
+                        )
                         return
                     errors += 1
                     if errors >= self.max_poll_errors:

@@ -46,6 +46,11 @@ PARSE_TIME: list[tuple[str, dict[str, Any], str]] = [
     ("unknown `match`", {"match": "first"}, "match='first'"),
     ("unknown `xcom_detail`", {"xcom_detail": "everything"}, "xcom_detail='everything'"),
     (
+        "`match='latest'` with `min_jobs` > 1",
+        {"match": "latest", "min_jobs": 2},
+        "match='latest' judges only the newest matching job, so min_jobs=2",
+    ),
+    (
         "ARN of another resource in `job_ids`",
         {"job_queue": None, "job_ids": ["arn:aws:batch:us-east-1:123456789012:job-queue/nightly"]},
         "not a job ARN",

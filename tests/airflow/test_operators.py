@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
@@ -12,6 +13,7 @@ from airflow_batch_jobs.operators.batch_jobs import (
     ids_from,
 )
 from airflow_batch_jobs.query import InvalidQueryError
+from airflow_batch_jobs.watch import JobWatch
 
 if TYPE_CHECKING:
     from airflow_batch_jobs.testing import BatchEmulator
@@ -86,3 +88,8 @@ def test_ids_from_rejects_arns_of_other_resources() -> None:
     queue_arn = "arn:aws:batch:us-east-1:123456789012:job-queue/nightly"
     with pytest.raises(InvalidQueryError, match=r"job_ids contains 'arn:.*job-queue/nightly': not a job ARN"):
         ids_from([queue_arn])
+
+
+def test_check_operator_does_not_blame_aws_for_a_bug_in_our_code(emu: BatchEmulator, context: dict) -> None:
+    with mock.patch.object(JobWatch, "poll", side_effect=KeyError("jobId")), pytest.raises(KeyError):
+        BatchCheckJobsOperator(task_id="c", job_queue="queue").execute(context)

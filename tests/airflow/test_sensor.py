@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
@@ -12,6 +13,7 @@ from airflow_batch_jobs.query import InvalidQueryError
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.testing.scenario import definition_body
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+from airflow_batch_jobs.watch import JobWatch
 
 from .conftest import poke_until_done
 
@@ -382,3 +384,32 @@ def test_a_parent_and_its_child_both_named_count_the_child_once(emu: BatchEmulat
     s = sensor(job_queue=None, job_ids=[parent, f"{parent}:3"], include_array_children=True, max_failed_jobs=1)
     result, _ = poke_until_done(s, context, emu)  # one failed child: tolerated, not counted twice
     assert sorted(r["job_id"] for r in result.xcom_value) == sorted(f"{parent}:{i}" for i in range(4))
+
+
+def test_deferrable_with_soft_fail_skips_jobs_already_failed_as_poke_mode_does(
+    emu: BatchEmulator, context: dict
+) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 1}]}, name="gone-bad")
+    emu.submit("gone-bad")
+    emu.advance(120)
+    with pytest.raises(AirflowSkipException):
+        sensor(job_name="gone-bad", soft_fail=True).execute(context)
+    with pytest.raises(AirflowSkipException):  # decided at the poke before deferring: the same skip
+        sensor(job_name="gone-bad", soft_fail=True, deferrable=True).execute(context)
+    with pytest.raises(AirflowSkipException):
+        sensor(job_name="gone-bad", never_fail=True, deferrable=True).execute(context)
+    with pytest.raises(AirflowFailException):
+        sensor(job_name="gone-bad", deferrable=True).execute(context)
+
+
+def test_deferrable_defaults_to_operators_default_deferrable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sensor().deferrable is False
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    assert sensor().deferrable is True
+    assert sensor(deferrable=False).deferrable is False
+
+
+def test_a_bug_in_our_code_is_not_reported_as_an_aws_rejection(emu: BatchEmulator, context: dict) -> None:
+    emu.submit("job")
+    with mock.patch.object(JobWatch, "poll", side_effect=KeyError("jobId")), pytest.raises(KeyError):
+        sensor().poke(context)  # raised as it is (with its traceback; task retries apply), not AirflowFailException

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_batch_jobs.policy import Policy
 from airflow_batch_jobs.query import JobQuery
+from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 from airflow_batch_jobs.triggers.shared_poll import MAX_BACKOFF_SECONDS, SharedPoll, backoff_seconds
+from airflow_batch_jobs.watch import JobWatch
 
 if TYPE_CHECKING:
     from airflow_batch_jobs.testing import BatchEmulator
@@ -123,3 +126,16 @@ async def test_the_async_poll_takes_the_same_shortcuts(batch_emulator: BatchEmul
     assert sorted(r["job_id"] for r in events[0]["records"]) == sorted(f"{parent}:{i}" for i in range(10))
     # per poll: one queue page (not the 4 that 300 older jobs fill) and the children's statuses that changed
     assert max(calls_per_poll[1:]) <= 3
+
+
+@pytest.mark.usefixtures("batch_aws_conn")
+async def test_a_bug_in_our_code_is_not_reported_as_an_aws_rejection(batch_emulator: BatchEmulator) -> None:
+    batch_emulator.submit("t-ok")
+    with mock.patch.object(JobWatch, "ajudge", side_effect=KeyError("jobId")):
+        event, _ = await first_event(trigger())
+    assert event["status"] == "error" and "rejected" not in event["message"]
+    assert "KeyError" in event["message"] and "not an answer from AWS" in event["message"]
+    sensor = BatchJobsSensor(task_id="wait", job_queue="queue")
+    with pytest.raises(AirflowException) as err:  # retried like any task error, not failed for good
+        sensor.execute_complete({"ti": mock.MagicMock()}, event)
+    assert not isinstance(err.value, AirflowFailException)

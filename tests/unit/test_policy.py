@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from airflow_batch_jobs.jobs import JobView
-from airflow_batch_jobs.policy import Policy, Verdict, judge
+from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict, judge
 
 
 def job(job_id: str, status: str, exit_code: int | None = None) -> JobView:
@@ -35,3 +37,10 @@ def test_a_job_seen_twice_counts_once() -> None:
     decision = judge(jobs, Policy.build(max_failed_jobs=1), now_ms=0)
     assert decision.verdict is Verdict.SUCCESS and [j.job_id for j in decision.jobs] == ["a", "b"]
     assert decision.counts == {"SUCCEEDED": 1, "FAILED": 1}
+
+
+def test_latest_with_min_jobs_above_one_only_counts_array_children() -> None:
+    with pytest.raises(InvalidPolicyError, match="min_jobs=3 can never be reached"):
+        Policy.build(match="latest", min_jobs=3)
+    assert Policy.build(match="latest", min_jobs=3, include_array_children=True).min_jobs == 3  # the newest array's
+    assert Policy.build(match="latest", min_jobs=0).min_jobs == 0
