@@ -151,7 +151,7 @@ def judge(
     """The verdict on ``jobs`` (already matched, array children expanded, 'latest' applied by the caller). Each job
     counts once, however often it is in ``jobs``.
 
-    ``runnable_since`` maps job ids to when they were first seen RUNNABLE (for ``runnable_timeout``).
+    ``runnable_since`` maps job ids to when their current RUNNABLE period began (for ``runnable_timeout``).
     """
     jobs = each_once(jobs)
     counts = status_counts(jobs)
@@ -167,13 +167,9 @@ def judge(
             skipped.append(job)
     too_many_failed = len(failed) > policy.max_failed_jobs
 
-    if policy.runnable_timeout is not None and runnable_since:
-        limit_ms = policy.runnable_timeout * 1000
-        stuck = [
-            j for j in active if j.status == "RUNNABLE" and now_ms - runnable_since.get(j.job_id, now_ms) > limit_ms
-        ]
-        if stuck:
-            return Decision(Verdict.FAILURE, _stuck_message(stuck, policy.runnable_timeout), jobs, stuck, counts)
+    stuck = stuck_jobs(active, policy, now_ms=now_ms, runnable_since=runnable_since)
+    if stuck:
+        return Decision(Verdict.FAILURE, _stuck_message(stuck, policy.runnable_timeout or 0), jobs, stuck, counts)
     if too_many_failed and policy.fail_fast:
         return Decision(Verdict.FAILURE, failure_message(failed, len(jobs), policy), jobs, failed, counts)
     if len(jobs) < policy.min_jobs:
@@ -193,6 +189,17 @@ def judge(
         )
     tolerated = f", {len(failed)} failure(s) tolerated" if failed else ""
     return Decision(Verdict.SUCCESS, f"all {len(jobs)} job(s) finished{tolerated}", jobs, failed, counts)
+
+
+def stuck_jobs(
+    jobs: Iterable[JobView], policy: Policy, *, now_ms: int, runnable_since: Mapping[str, int] | None
+) -> list[JobView]:
+    """The RUNNABLE jobs whose current RUNNABLE period, begun at ``runnable_since[job_id]`` (as far as the caller can
+    tell), is longer than ``runnable_timeout``. A job missing from ``runnable_since`` has only just been seen."""
+    if policy.runnable_timeout is None or not runnable_since:
+        return []
+    limit_ms = policy.runnable_timeout * 1000
+    return [j for j in jobs if j.status == "RUNNABLE" and now_ms - runnable_since.get(j.job_id, now_ms) > limit_ms]
 
 
 def describe_job(job: JobView) -> str:
