@@ -1,9 +1,15 @@
 """`make demo`: the example DAGs waiting on Batch jobs in a real Airflow (`airflow dags test`), against the local
-emulator running demo/scenario.yaml. Prints progress, a summary table, and exits 0 only if every task ended as the
-scenario expects."""
+emulator running demo/scenario.yaml. Prints progress, a summary table, and exits 0 only if every task and run ended
+as the scenario expects.
+
+The DAGs run one after another: `airflow dags test` processes started together on one SQLite file race while
+registering the DAG bundle (`UNIQUE constraint failed: dag_bundle.name`, a run's tasks then missing). The emulated
+clock stands still until the first sensor polls, then runs at SPEED: however long Airflow takes to start, the
+nightly sensor meets its jobs still arriving and defers."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,9 +23,12 @@ from airflow_batch_jobs.testing import BatchEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / ".demo" / "airflow_home"
-SPEED = 4.0  # emulated seconds per wall second
+LOGS = ROOT / ".demo" / "logs"  # each `airflow dags test`'s whole output
+SPEED = 6.0  # emulated seconds per wall second, from the first poll on
+DAG_TIMEOUT_S = 300  # one `airflow dags test`
 
-# dag id -> {task id: expected final state}
+# dag id -> {task id: expected final state}, in the order they run: the nightly wait first (it defers while its
+# jobs arrive); the others find their jobs finished; the listing last (it lists what the others waited for).
 EXPECTED = {
     "example_nightly_etl": {
         "wait_for_nightly_etl": "failed",  # etl-publish fails: the message names it, its exit code and reason
@@ -31,6 +40,13 @@ EXPECTED = {
     "example_exit_code_gate": {"wait_for_ingest": "skipped", "check_ingest": "skipped", "publish": "skipped"},
     "example_list_then_describe": {"list_finished": "success", "describe": "success", "summarize": "success"},
 }
+# dag id -> expected state of its run: the nightly run is failed (etl-publish failed), the gate's skip is no failure
+EXPECTED_RUNS = {
+    "example_nightly_etl": "failed",
+    "example_array_fanout": "success",
+    "example_exit_code_gate": "success",
+    "example_list_then_describe": "success",
+}
 SHOWN = (
     "BatchJobs",
     "jobs —",
@@ -39,8 +55,11 @@ SHOWN = (
     "Marking task",
     "state=",
     "deferr",
+    "DEFERRED",
+    "trigger in line",
     "Trigger",
     "Error",
+    "Skipping task",
     "- etl",
 )
 
@@ -58,78 +77,145 @@ def airflow_env(endpoint_conn: str) -> dict[str, str]:
     return env
 
 
-def run_dag(dag_id: str, env: dict[str, str], results: dict[str, int]) -> None:
+def run_dag(dag_id: str, env: dict[str, str]) -> tuple[int, list[str]]:
+    """`airflow dags test` for one DAG: prints the interesting lines as they come, returns the exit code and every
+    line (killed after DAG_TIMEOUT_S)."""
     airflow = str(Path(sys.executable).parent / "airflow")
     proc = subprocess.Popen(
         [airflow, "dags", "test", dag_id], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    timer = threading.Timer(DAG_TIMEOUT_S, proc.kill)
+    timer.start()
+    lines: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        if any(marker in line for marker in SHOWN):
-            print(f"[{dag_id}] {line.rstrip()[:220]}", flush=True)
-    results[dag_id] = proc.wait()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if any(marker in line for marker in SHOWN):
+                print(f"[{dag_id}] {line.rstrip()[:250]}", flush=True)
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    if code < 0:
+        print(f"[{dag_id}] killed after {DAG_TIMEOUT_S} s", flush=True)
+    return code, lines
 
 
-def task_states(env: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Final task states of the latest run of each DAG, read from the demo's metadata DB."""
+class DemoClock(threading.Thread):
+    """Holds the emulator's (manual) clock until the first ListJobs call, then moves it at ``speed`` emulated
+    seconds per wall second: the scenario's timeline starts when the first sensor looks, not when Airflow began
+    starting up (which takes from a few to tens of seconds)."""
+
+    def __init__(self, emulator: BatchEmulator, speed: float) -> None:
+        super().__init__(name="demo-clock", daemon=True)
+        self.emulator = emulator
+        self.speed = speed
+        self.stopped = threading.Event()
+        self.released = threading.Event()
+
+    def release(self) -> None:
+        """Start the clock now if no sensor has polled yet (the first DAG did not get that far)."""
+        self.released.set()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            if self.emulator.calls.get("ListJobs", 0) or self.released.is_set():
+                break
+        started = time.monotonic()
+        moved = 0.0
+        while not self.stopped.wait(0.05):
+            target = (time.monotonic() - started) * self.speed
+            self.emulator.advance(target - moved)
+            moved = target
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
+def final_states(env: dict[str, str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Final task states of the latest run of each DAG, and each DAG's latest run state, read from the demo's
+    metadata DB."""
     code = (
         "import json\n"
         "from airflow.utils.session import create_session\n"
-        "from airflow.models import TaskInstance\n"
+        "from airflow.models import DagRun, TaskInstance\n"
         "with create_session() as s:\n"
-        "    out = {}\n"
+        "    tasks, runs = {}, {}\n"
         "    for ti in s.query(TaskInstance).order_by(TaskInstance.start_date):\n"
-        "        out.setdefault(ti.dag_id, {})[ti.task_id] = str(ti.state)\n"
-        "print(json.dumps(out))\n"
+        "        tasks.setdefault(ti.dag_id, {})[ti.task_id] = str(ti.state)\n"
+        "    for run in s.query(DagRun).order_by(DagRun.id):\n"
+        "        runs[run.dag_id] = str(run.state)\n"
+        "print(json.dumps([tasks, runs]))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    import json
-
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    tasks, runs = json.loads(result.stdout.strip().splitlines()[-1])
+    return tasks, runs
 
 
 def summary_table(emulator: BatchEmulator) -> str:
-    model = emulator.model
-    now = emulator.now_ms()
+    """The scenario's jobs as the service reports them (ListJobs, DescribeJobs), with the array's failed children."""
+    client = emulator.client()
+    everything = [{"name": "AFTER_CREATED_AT", "values": ["0"]}]  # a filter lists every status
+    pages = client.get_paginator("list_jobs").paginate(jobQueue="nightly", filters=everything)
+    ids = [summary["jobId"] for page in pages for summary in page["jobSummaryList"]]
+    jobs = [JobView(raw) for raw in client.describe_jobs(jobs=ids)["jobs"]]
     rows = [("job", "status", "attempts", "exit codes")]
-    for job in sorted(model.jobs.values(), key=lambda j: (j.created_at, j.job_id)):
-        if job.parent is not None and job.array_index not in (4, 9):
-            continue  # show the failed children only
-        detail = JobView(model._detail(job, now))
-        label = job.name if job.parent is None else f"{job.name}[{job.array_index}]"
-        codes = ", ".join(str(a.exit_code) for a in detail.attempts) or "-"
-        rows.append((label, detail.status, str(len(detail.attempts)), codes))
+    for job in sorted(jobs, key=lambda j: (j.raw.get("createdAt", 0), j.job_name)):
+        rows.append((job.job_name, job.status, str(len(job.attempts)), _exit_codes(job)))
+        if "size" in (job.raw.get("arrayProperties") or {}):  # an array parent
+            pages = client.get_paginator("list_jobs").paginate(arrayJobId=job.job_id, jobStatus="FAILED")
+            failed = [s["jobId"] for page in pages for s in page["jobSummaryList"]]
+            for child in sorted((JobView(raw) for raw in client.describe_jobs(jobs=failed)["jobs"]) if failed else [],
+                                key=lambda c: c.raw["arrayProperties"]["index"]):  # fmt: skip
+                label = f"{job.job_name}[{child.raw['arrayProperties']['index']}]"
+                rows.append((label, child.status, str(len(child.attempts)), _exit_codes(child)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _exit_codes(job: JobView) -> str:
+    return ", ".join(str(a.exit_code) for a in job.attempts) or "-"
 
 
 def main() -> int:
     started = time.monotonic()
-    shutil.rmtree(HOME, ignore_errors=True)
-    HOME.mkdir(parents=True)
-    with BatchEmulator(speed=SPEED, scenario=ROOT / "demo" / "scenario.yaml") as emulator:
-        print(f"AWS Batch emulator on {emulator.endpoint_url} (x{SPEED:g} speed), Airflow home {HOME}", flush=True)
+    for folder in (HOME, LOGS):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    with BatchEmulator(scenario=ROOT / "demo" / "scenario.yaml") as emulator:
+        print(f"AWS Batch emulator on {emulator.endpoint_url}, Airflow home {HOME}", flush=True)
         env = airflow_env(emulator.airflow_connection())
         subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        results: dict[str, int] = {}
-        waiting = [d for d in EXPECTED if d != "example_list_then_describe"]
-        threads = [threading.Thread(target=run_dag, args=(d, env, results)) for d in waiting]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        run_dag("example_list_then_describe", env, results)  # lists what the others waited for
-        states = task_states(env)
+        clock = DemoClock(emulator, SPEED)
+        clock.start()
+        print(f"Emulated clock: still until the first sensor polls, then x{SPEED:g} speed", flush=True)
+        logs: dict[str, list[str]] = {}
+        try:
+            for dag_id in EXPECTED:
+                print(f"\n== airflow dags test {dag_id}", flush=True)
+                code, logs[dag_id] = run_dag(dag_id, env)
+                (LOGS / f"{dag_id}.log").write_text("".join(logs[dag_id]))
+                clock.release()
+                print(f"== {dag_id}: exit code {code} ({time.monotonic() - started:.0f} s)", flush=True)
+        finally:
+            clock.stop()
+        tasks, runs = final_states(env)
         print("\nJobs in the emulator:\n" + summary_table(emulator))
     ok = True
-    print("\nTasks (expected -> actual):")
-    for dag_id, tasks in EXPECTED.items():
-        for task_id, expected in tasks.items():
-            actual = states.get(dag_id, {}).get(task_id, "missing")
+    print("\nTasks and runs (expected -> actual):")
+    for dag_id, expected_tasks in EXPECTED.items():
+        checks = [(f"{dag_id}.{task_id}", expected, tasks.get(dag_id, {}).get(task_id, "missing"))
+                  for task_id, expected in expected_tasks.items()]  # fmt: skip
+        checks.append((f"{dag_id} (run)", EXPECTED_RUNS[dag_id], runs.get(dag_id, "missing")))
+        for label, expected, actual in checks:
             mark = "ok " if actual == expected else "BAD"
             ok &= actual == expected
-            print(f"  {mark} {dag_id}.{task_id}: {expected} -> {actual}")
+            print(f"  {mark} {label}: {expected} -> {actual}")
+    deferred = any("Pausing task as DEFERRED" in line for line in logs.get("example_nightly_etl", []))
+    print(f"  {'ok ' if deferred else 'BAD'} example_nightly_etl.wait_for_nightly_etl deferred while its jobs ran")
+    ok &= deferred
     print(f"\nDemo {'behaved as the scenario expects' if ok else 'did NOT behave as expected'} "
           f"in {time.monotonic() - started:.0f} s.")  # fmt: skip
     return 0 if ok else 1
