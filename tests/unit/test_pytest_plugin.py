@@ -34,6 +34,7 @@ def test_that_uses_the_emulator(batch_emulator):
     pass
 """
 
+
 @pytest.fixture(scope="module")
 def pytest_without_the_extra(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
     """A user's pytest run of two tests, one using ``batch_emulator``, where the extra is not installed."""
