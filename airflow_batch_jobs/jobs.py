@@ -19,7 +19,8 @@ REDACTED = "***"
 
 @dataclass(frozen=True)
 class Attempt:
-    """One try of a job: where it ran, how it ended and where its log is."""
+    """One try of a job: where it ran, how it ended and where its log is. For a task or pod of several containers,
+    ``container`` names the one whose exit code and reason these are (``init_container``: a pod's init container)."""
 
     index: int
     exit_code: int | None
@@ -28,6 +29,8 @@ class Attempt:
     started_at: int | None
     stopped_at: int | None
     log_stream: str | None
+    container: str | None = None
+    init_container: bool = False
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -38,10 +41,15 @@ class Attempt:
             "started_at": self.started_at,
             "stopped_at": self.stopped_at,
             "log_stream": self.log_stream,
+            "container": self.container,
+            "init_container": self.init_container,
         }
 
     def describe(self) -> str:
-        parts = [f"attempt {self.index + 1}: exit code {self.exit_code if self.exit_code is not None else '-'}"]
+        head = f"attempt {self.index + 1}: exit code {self.exit_code if self.exit_code is not None else '-'}"
+        if self.container:
+            head += f" ({'init container' if self.init_container else 'container'} {self.container!r})"
+        parts = [head]
         if self.reason:
             parts.append(f"reason {self.reason!r}")
         if self.status_reason:
@@ -51,40 +59,74 @@ class Attempt:
         return ", ".join(parts)
 
 
-def _containers_outcome(containers: list[Mapping[str, Any]]) -> tuple[int | None, str | None, str | None]:
-    """The decisive (exit code, reason, log stream) among a task's containers: the first non-zero exit code,
-    else the first zero, else the first container with a reason."""
-    decisive = next((c for c in containers if c.get("exitCode") not in (None, 0)), None)
-    decisive = decisive or next((c for c in containers if c.get("exitCode") is not None), None)
-    decisive = decisive or next((c for c in containers if c.get("reason")), None)
-    if decisive is None:
-        return None, None, next((c["logStreamName"] for c in containers if c.get("logStreamName")), None)
-    return decisive.get("exitCode"), decisive.get("reason"), decisive.get("logStreamName")
+Container = Mapping[str, Any]
 
 
-def _attempt_from(index: int, raw: Mapping[str, Any]) -> Attempt:
-    """An Attempt from an ``attempts[]`` or ``eksAttempts[]`` item, whichever shape it has."""
+def _deciding(*groups: list[Container]) -> Container | None:
+    """The container whose exit code is the attempt's, from groups in order of precedence: the first non-zero exit
+    code of any group, else the first zero, else the first container with a reason (one that never ran)."""
+    for found in (
+        lambda c: c.get("exitCode") not in (None, 0),
+        lambda c: c.get("exitCode") is not None,
+        lambda c: bool(c.get("reason")),
+    ):
+        for group in groups:
+            for container in group:
+                if found(container):
+                    return container
+    return None
+
+
+def essential_flags(raw: Mapping[str, Any]) -> dict[str, bool]:
+    """Container name -> essential, from a JobDetail's ``ecsProperties`` (the job definition's task containers). A
+    container without the flag is essential (the ECS default)."""
+    tasks = (raw.get("ecsProperties") or {}).get("taskProperties") or []
+    return {
+        str(c.get("name")): c.get("essential") is not False
+        for task in tasks
+        for c in task.get("containers") or []
+        if c.get("name") is not None
+    }
+
+
+def _first_log_stream(raw: Mapping[str, Any]) -> str | None:
+    containers = (c for task in raw.get("taskProperties") or [] for c in task.get("containers") or [])
+    return next((c["logStreamName"] for c in containers if c.get("logStreamName")), None)
+
+
+def _attempt_from(index: int, raw: Mapping[str, Any], essential: Mapping[str, bool]) -> Attempt:
+    """An Attempt from an ``attempts[]`` or ``eksAttempts[]`` item, whichever shape it has.
+
+    ECS task properties: the essential containers decide (a non-essential sidecar stopped by the task with 137 /
+    143 when the essential one exits is not the job's outcome). EKS: a failing init container decides (the pod's
+    containers never started), beside ``containers[]``."""
+    init = False
     if "container" in raw:
-        container = raw["container"] or {}
-        exit_code, reason, log = (
-            container.get("exitCode"),
-            container.get("reason"),
-            container.get("logStreamName"),
-        )
+        decisive: Container | None = raw["container"] or {}
+        shown = 1
     elif "taskProperties" in raw:
         containers = [c for task in raw.get("taskProperties") or [] for c in task.get("containers") or []]
-        exit_code, reason, log = _containers_outcome(containers)
+        deciding = [c for c in containers if essential.get(str(c.get("name")), True)] or containers
+        decisive, shown = _deciding(deciding), len(containers)
     else:  # EKS attempt: containers[] plus initContainers[]
-        exit_code, reason, log = _containers_outcome(list(raw.get("containers") or []))
-        log = log or raw.get("podName")
+        mains, inits = list(raw.get("containers") or []), list(raw.get("initContainers") or [])
+        main_failed = _deciding([c for c in mains if c.get("exitCode") not in (None, 0)])
+        init_failed = _deciding([c for c in inits if c.get("exitCode") not in (None, 0)])
+        decisive = main_failed or init_failed or _deciding(mains) or _deciding(inits)
+        init = any(decisive is c for c in inits)
+        shown = len(mains) + len(inits)
+    decisive = decisive or {}
+    log = decisive.get("logStreamName") or raw.get("podName") or _first_log_stream(raw)
     return Attempt(
         index=index,
-        exit_code=exit_code,
-        reason=reason,
+        exit_code=decisive.get("exitCode"),
+        reason=decisive.get("reason"),
         status_reason=raw.get("statusReason"),
         started_at=raw.get("startedAt"),
         stopped_at=raw.get("stoppedAt"),
         log_stream=log,
+        container=decisive.get("name") if shown > 1 else None,
+        init_container=init,
     )
 
 
@@ -164,7 +206,8 @@ class JobView:
         one synthesized from the job-level container when it says how the job ended."""
         raw_attempts = self.raw.get("attempts") or self.raw.get("eksAttempts") or []
         if raw_attempts:
-            return tuple(_attempt_from(i, a) for i, a in enumerate(raw_attempts))
+            essential = essential_flags(self.raw)
+            return tuple(_attempt_from(i, a, essential) for i, a in enumerate(raw_attempts))
         container = self.raw.get("container") or {}
         if container.get("exitCode") is not None or container.get("reason") or container.get("logStreamName"):
             return (

@@ -413,3 +413,72 @@ def test_a_bug_in_our_code_is_not_reported_as_an_aws_rejection(emu: BatchEmulato
     emu.submit("job")
     with mock.patch.object(JobWatch, "poll", side_effect=KeyError("jobId")), pytest.raises(KeyError):
         sensor().poke(context)  # raised as it is (with its traceback; task retries apply), not AirflowFailException
+
+
+def test_a_summary_showing_a_sidecar_s_exit_code_does_not_decide(context: dict) -> None:
+    """ListJobs summaries carry one ``container.exitCode``; for a task with a sidecar it may be the sidecar's (137).
+    The verdict is taken again on the details, where the essential container's 4 is a success exit code."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
+
+    client = boto3.client("batch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    hook = BatchJobsHook(aws_conn_id=None, region_name="us-east-1")
+    hook.__dict__["conn"] = client
+    base = {"jobId": "j-1", "jobName": "etl", "status": "FAILED", "createdAt": 1, "startedAt": 2, "stoppedAt": 3}
+    summary = {**base, "jobArn": "arn:aws:batch:us-east-1:123456789012:job/j-1", "container": {"exitCode": 137}}
+    task_containers = [{"name": "envoy", "exitCode": 137}, {"name": "main", "exitCode": 4, "reason": "partial"}]
+    detail = {
+        **base,
+        "jobQueue": "arn:aws:batch:us-east-1:123456789012:job-queue/queue",
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/etl:1",
+        "ecsProperties": {
+            "taskProperties": [
+                {
+                    "containers": [
+                        {"name": "envoy", "image": "envoy", "essential": False},
+                        {"name": "main", "image": "etl"},
+                    ]
+                }
+            ]
+        },
+        "attempts": [{"startedAt": 2, "stoppedAt": 3, "taskProperties": [{"containers": task_containers}]}],
+    }
+    s = sensor(success_exit_codes=[4])
+    s.__dict__["hook"] = hook
+    with Stubber(client) as stub:
+        stub.add_response("list_jobs", {"jobSummaryList": [summary]})
+        stub.add_response("describe_jobs", {"jobs": [detail]})
+        result = s.poke(context)
+        stub.assert_no_pending_responses()
+    assert result and [(r["status"], r["final_exit_code"]) for r in result.xcom_value] == [("FAILED", 4)]
+
+
+@pytest.fixture
+def realistic_containers(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An emulator whose ECS tasks have a non-essential sidecar (stopped with 137 or 143) and whose EKS pods have an
+    init container."""
+    from airflow_batch_jobs.testing import BatchEmulator
+
+    with BatchEmulator(behaviours={"ecs_sidecar": True, "eks_init_containers": True}) as emulator:
+        emulator.setup(definitions=("ecsdef",), kind="ecs")
+        emulator.setup(definitions=("eksdef",), kind="eks")
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", emulator.airflow_connection())
+        yield emulator
+
+
+def test_ecs_sidecars_and_eks_init_containers_end_to_end(realistic_containers: Any, context: dict) -> None:
+    emu = realistic_containers
+    emu.add_outcome({"attempts": [{"exit_code": 4, "reason": "partial"}]}, name="ecs-partial")
+    emu.add_outcome({"attempts": [{"init_exit_code": 1, "init_reason": "AccessDenied: s3://in"}]}, name="eks-init")
+    ecs_ok = emu.submit("ecs-ok", definition="ecsdef")
+    emu.submit("ecs-partial", definition="ecsdef")
+    eks = emu.submit("eks-init", definition="eksdef")
+    result, _ = poke_until_done(sensor(job_name="ecs-*", success_exit_codes=[4]), context, emu)
+    assert {r["job_id"]: r["final_exit_code"] for r in result.xcom_value}[ecs_ok] == 0
+    assert sorted(r["final_exit_code"] for r in result.xcom_value) == [0, 4]  # never the sidecar's 137 / 143
+    with pytest.raises(AirflowFailException) as err:
+        poke_until_done(sensor(job_name="eks-*"), context, emu)
+    assert f"eks-init ({eks}): FAILED" in str(err.value)
+    assert "exit code 1 (init container " in str(err.value) and "AccessDenied: s3://in" in str(err.value)

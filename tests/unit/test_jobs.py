@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from airflow_batch_jobs.jobs import REDACTED, JobView, redact
+from airflow_batch_jobs.policy import Policy, failure_message
 
 # The DescribeJobs example of the AWS boto3 reference page (where it comes from: the file's header).
 DESCRIBE_JOBS_EXAMPLE = Path(__file__).resolve().parent / "data" / "describe_jobs_example.txt"
@@ -112,3 +113,65 @@ def test_redaction_hides_environment_secrets_and_parameters_everywhere() -> None
     assert out["container"]["environment"] == [{"name": "TOKEN", "value": REDACTED}]
     assert out["parameters"] == {"password": REDACTED}
     assert raw["container"]["environment"][0]["value"] == "s3cret"  # the original is untouched
+
+
+def ecs_job(status: str, containers: list[dict], flags: dict[str, bool]) -> JobView:
+    """An ECS-properties JobDetail: the attempt's containers, and the job definition's ``essential`` flags."""
+    definition = [{"name": name, **({"essential": flag} if flag is not None else {})} for name, flag in flags.items()]
+    return JobView(
+        {
+            "jobId": "j",
+            "jobName": "n",
+            "status": status,
+            "ecsProperties": {"taskProperties": [{"containers": definition}]},
+            "attempts": [{"taskProperties": [{"containers": containers}]}],
+        }
+    )
+
+
+def test_ecs_the_essential_container_decides_not_a_sidecar_stopped_by_the_task() -> None:
+    sidecar_first = [
+        {"name": "envoy", "exitCode": 137, "logStreamName": "envoy/1"},
+        {"name": "main", "exitCode": 4, "reason": "partial", "logStreamName": "main/1"},
+    ]
+    job = ecs_job("FAILED", sidecar_first, {"envoy": False, "main": None})  # no flag: essential (ECS default)
+    assert job.final_exit_code == 4 and job.final_reason == "partial" and job.log_stream == "main/1"
+    assert Policy.build(success_exit_codes=[4]).outcome(job) == "success"  # the sidecar does not defeat it
+    stopped = [{"name": "main", "exitCode": 0}, {"name": "envoy", "exitCode": 143}]
+    succeeded = ecs_job("SUCCEEDED", stopped, {"main": True, "envoy": False})
+    assert succeeded.final_exit_code == 0
+    assert Policy.build(skip_exit_codes=[143]).outcome(succeeded) == "success"  # nor fails / skips a job
+    assert "container 'main'" in succeeded.attempts[0].describe()
+
+
+def test_ecs_a_non_essential_exit_code_is_not_a_success_exit_code() -> None:
+    containers = [{"name": "warmup", "exitCode": 4}, {"name": "main", "exitCode": 1, "reason": "boom"}]
+    job = ecs_job("FAILED", containers, {"warmup": False, "main": True})
+    assert job.final_exit_code == 1
+    assert Policy.build(success_exit_codes=[4]).outcome(job) == "failure"
+
+
+def test_ecs_without_flags_every_container_is_essential() -> None:
+    job = ecs_job("FAILED", [{"name": "a", "exitCode": 0}, {"name": "b", "exitCode": 2}], {})
+    assert job.final_exit_code == 2
+
+
+def test_eks_a_failing_init_container_is_the_attempt_s_outcome() -> None:
+    job = JobView(
+        {
+            "jobId": "j",
+            "jobName": "n",
+            "status": "FAILED",
+            "eksAttempts": [
+                {
+                    "initContainers": [{"name": "fetch", "exitCode": 1, "reason": "AccessDenied: s3://in"}],
+                    "containers": [{"name": "main"}],  # never started
+                    "podName": "pod-1",
+                }
+            ],
+        }
+    )
+    assert job.final_exit_code == 1 and job.final_reason == "AccessDenied: s3://in"
+    message = failure_message([job], 1, Policy.build())
+    assert "attempt 1: exit code 1 (init container 'fetch')" in message and "AccessDenied: s3://in" in message
+    assert job.to_record()["attempts"][0]["container"] == "fetch"
