@@ -8,6 +8,7 @@ any AWS call. Either way the error names the argument and what to change.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import json
 import re
 from functools import cached_property
@@ -98,6 +99,22 @@ def ids_from(value: Any) -> list[str]:
     return list(dict.fromkeys(job_id_from(item) for item in value))
 
 
+def check_not_yyyymmdd(value: Any, argument: str) -> None:
+    """``{{ ds_nodash }}`` renders to ``20261121``: all digits, so it would read as (far too small) epoch ms."""
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if len(text) != 8 or not text.isdigit():
+        return
+    try:
+        day = dt.datetime.strptime(text, "%Y%m%d").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return
+    raise InvalidQueryError(
+        f"{argument}={value!r} looks like a date (YYYYMMDD); pass '{{{{ ds }}}}' or '{{{{ data_interval_start }}}}' "
+        f"instead of '{{{{ ds_nodash }}}}', an ISO-8601 date or time (e.g. '{day:%Y-%m-%d}' or "
+        f"'{day:%Y-%m-%dT%H:%M:%SZ}'), a datetime, or epoch milliseconds."
+    )
+
+
 class BatchJobsTaskMixin:
     """The part every task of this provider shares: the query arguments, held verbatim (they are template fields)
     and turned into a :class:`JobQuery` after rendering; the connection arguments and the hook built from them on
@@ -160,6 +177,8 @@ class BatchJobsTaskMixin:
 
     def build_query(self) -> JobQuery:
         """The query from the rendered arguments (raises InvalidQueryError naming the argument)."""
+        check_not_yyyymmdd(self.created_after, "created_after")
+        check_not_yyyymmdd(self.created_before, "created_before")
         return JobQuery.build(
             job_queue=self.job_queue,
             array_job_id=self.array_job_id,

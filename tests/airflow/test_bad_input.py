@@ -41,6 +41,11 @@ PARSE_TIME: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("unparseable date", {"created_after": "last tuesday"}, "created_after='last tuesday' is not a date"),
     ("epoch seconds instead of ms", {"created_before": 1_700_000_000}, "looks like epoch seconds"),
+    (
+        "date as YYYYMMDD",
+        {"created_after": "20261121"},
+        "created_after='20261121' looks like a date (YYYYMMDD); pass '{{ ds }}'",
+    ),
     ("non-integer exit code", {"skip_exit_codes": ["3"]}, "skip_exit_codes contains '3'"),
     ("overlapping exit codes", {"success_exit_codes": [0, 3], "skip_exit_codes": [3]}, "[3] are in both"),
     ("unknown `match`", {"match": "first"}, "match='first'"),
@@ -75,6 +80,12 @@ def test_unknown_status_caught_at_parse_time() -> None:
 AFTER_RENDER: list[tuple[str, str, Any, str]] = [
     ("templated name rendering to `a*b`", "job_name", "a*b", "job_name='a*b'"),
     ("templated date rendering to garbage", "created_after", "None", "created_after='None' is not a date"),
+    (
+        "templated date rendering to YYYYMMDD (`{{ ds_nodash }}`)",
+        "created_before",
+        "20261121",
+        "created_before='20261121' looks like a date (YYYYMMDD)",
+    ),
     ("templated queue rendering to blank", "job_queue", " ", "job_queue=' '"),
 ]
 
