@@ -1,9 +1,10 @@
 """Keep job secrets and AWS credentials out of botocore's DEBUG logs.
 
-At DEBUG, botocore logs every response body (a DescribeJobs body carries environment values, secrets and
-parameters) and every signed request (the session token and the access key id in headers and the canonical
-request). The filters here, installed on those loggers when the hook is first created, rewrite such records
-before any handler sees them. Other records pass unchanged; nothing is formatted unless DEBUG is on.
+At DEBUG, botocore and aiobotocore log every response body (a DescribeJobs body carries environment values, secrets
+and parameters; botocore formats it with ``%r``, aiobotocore with ``%s``) and every signed request (the session
+token and the access key id in headers and the canonical request). The filters here, installed on those loggers
+when the hook is first created, rewrite such records before any handler sees them. Other records pass unchanged;
+nothing is formatted unless DEBUG is on.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import re
 
 from airflow_batch_jobs.jobs import REDACTED, redact
 
-_BODY_MESSAGE = "Response body:\n%r"
-_SENSITIVE_KEYS = (b'"environment"', b'"parameters"', b'"secrets"', b'"env"')
+# botocore logs a response body as "Response body:\n%r", aiobotocore as "Response body:\n%s" (both with the bytes)
+_BODY_MESSAGES = frozenset({"Response body:\n%r", "Response body:\n%s"})
+_SENSITIVE_KEYS = ('"environment"', '"parameters"', '"secrets"', '"env"')
 # header or canonical-request forms: "'X-Amz-Security-Token': b'...'", "x-amz-security-token:...",
 # "Credential=AKID/...", "Signature=..."
 _CREDENTIALS = re.compile(
@@ -28,14 +30,22 @@ class BatchBodyRedactor(logging.Filter):
     """Response bodies that hold environment, parameters or secrets are logged redacted."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != _BODY_MESSAGE or not record.args:
+        if record.msg not in _BODY_MESSAGES or not isinstance(record.args, tuple) or not record.args:
             return True
-        body = record.args[0] if isinstance(record.args, tuple) else None
-        if isinstance(body, bytes) and any(key in body for key in _SENSITIVE_KEYS):
+        body = record.args[0]
+        if isinstance(body, bytes | bytearray):
+            text = bytes(body).decode("utf-8", "replace")
+        elif isinstance(body, str):
+            text = body
+        else:
+            return True
+        if any(key in text for key in _SENSITIVE_KEYS):
             try:
-                record.args = (json.dumps(redact(json.loads(body))).encode(),)
+                redacted = json.dumps(redact(json.loads(text)))
             except ValueError:
-                record.args = (b"<response body withheld: it may hold job secrets>",)
+                redacted = "<response body withheld: it may hold job secrets>"
+            # the same type as logged, so the line keeps its format (b'...' for bytes)
+            record.args = (redacted.encode() if not isinstance(body, str) else redacted, *record.args[1:])
         return True
 
 
