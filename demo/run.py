@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,13 @@ SHOWN = (
     "- etl",
 )
 
+# fields of Airflow's log lines left out of what the demo prints (the whole lines are in .demo/logs)
+NOISE = re.compile(r" (?:loc|correlation_id|hostname|ti_id|rows_affected)=\S+")
+
+
+def shown(line: str) -> str:
+    return re.sub(r" {2,}", " ", NOISE.sub("", line.rstrip()))[:250]
+
 
 def airflow_env(endpoint_conn: str) -> dict[str, str]:
     env = dict(os.environ)
@@ -92,7 +100,7 @@ def run_dag(dag_id: str, env: dict[str, str]) -> tuple[int, list[str]]:
         for line in proc.stdout:
             lines.append(line)
             if any(marker in line for marker in SHOWN):
-                print(f"[{dag_id}] {line.rstrip()[:250]}", flush=True)
+                print(f"[{dag_id}] {shown(line)}", flush=True)
         code = proc.wait()
     finally:
         timer.cancel()
