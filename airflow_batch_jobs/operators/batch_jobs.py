@@ -98,9 +98,10 @@ class BatchListJobsOperator(BatchJobsTaskMixin, BaseOperator):
 class BatchDescribeJobsOperator(BatchJobsVerdictMixin, BaseOperator):
     """Describe AWS Batch jobs by id (100 ids a call) and return them as XCom records.
 
-    ``job_ids`` takes a list of ids, or an upstream ``XComArg`` such as a :class:`BatchListJobsOperator`'s output
-    (records with ``job_id``). With ``check=True`` the jobs are judged by the policy arguments, as the check
-    operator does. Ids the service does not know are logged and left out (``fail_on_missing=True`` fails instead).
+    ``job_ids`` takes a list of ids or job ARNs, or an upstream ``XComArg`` such as a
+    :class:`BatchListJobsOperator`'s output (records with ``job_id``). With ``check=True`` the jobs are judged by the
+    policy arguments, as the check operator does. Ids the service does not know are logged and left out
+    (``fail_on_missing=True`` fails instead).
     """
 
     template_fields: Sequence[str] = ("job_ids",)

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
     """Wait for the AWS Batch jobs matching a queue and filters to finish; succeed, skip or fail on their exit codes.
 
-    Selector (exactly one): ``job_queue``, ``array_job_id``, ``multi_node_job_id`` or ``job_ids``. Filters:
+    Selector (exactly one): ``job_queue``, ``array_job_id``, ``multi_node_job_id`` or ``job_ids`` (ids or job ARNs,
+    records with ``job_id``, or an upstream ``XComArg``; a job named twice counts once). Filters:
     ``job_name`` (case-insensitive, ``*`` suffix = prefix), ``job_definition``, ``created_after`` /
     ``created_before``, ``share_identifier``. Policy: ``match`` ('all' | 'latest'), ``min_jobs``,
     ``success_exit_codes``, ``skip_exit_codes``, ``max_failed_jobs``, ``fail_fast``, ``include_array_children``,
