@@ -13,15 +13,20 @@ between two of those calls: forward (seen twice: the later call, the newer sight
 retry (missed). Every children listing is therefore counted against the parent's size (array) or ``numNodes``
 (multi-node) first; children the listing lacks count only when the parent's ``statusSummary``, read before the
 listing, proves them finished (they aged out of ListJobs), and a parent without children is judged on its own.
+
+An id named in ``job_ids`` that the service does not return is not dropped: a just-submitted job can be missing from
+DescribeJobs for a moment (eventual consistency). Such an id keeps the verdict from being a success or a skip; one
+still unknown ``UNKNOWN_JOB_ID_TIMEOUT_S`` after the wait began fails the wait, named in the message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +42,13 @@ if TYPE_CHECKING:
     from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook, Known, PageStop
 
 XCOM_DETAILS = ("summary", "full", "none")
+
+# How long an id named in job_ids may stay unknown to DescribeJobs before the wait fails, counted from the start of the
+# wait (the first poke in poke mode and before deferring; the first try in reschedule mode, as Airflow records it for
+# the sensor's own timeout). Ids are assigned by SubmitJob, so every id in job_ids was submitted before the wait began:
+# an id still unknown this long after is unknown this long after its submission too, far beyond the service's
+# visibility lag (seconds). Until then it is waited for: no success or skip while any id is unknown.
+UNKNOWN_JOB_ID_TIMEOUT_S = 300
 
 # Error codes that mean "ask again later", not "the answer is no".
 TRANSIENT_CODES = frozenset(
@@ -82,6 +94,17 @@ def is_transient(error: BaseException) -> bool:
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
+
+
+def first_try_began_ms(context: Mapping[str, Any] | None) -> int | None:
+    """When a reschedule-mode sensor's first try began, as Airflow keeps it for the sensor's timeout
+    (``ti.get_first_reschedule_date``); None in the first try, or when Airflow does not say."""
+    ti = (context or {}).get("ti")
+    first_reschedule_date = getattr(ti, "get_first_reschedule_date", None)
+    if first_reschedule_date is None:
+        return None
+    began = first_reschedule_date(context)
+    return int(began.timestamp() * 1000) if isinstance(began, dt.datetime) else None
 
 
 def is_finished(job: Mapping[str, Any]) -> bool:
@@ -234,6 +257,17 @@ class DescribeJobs:
 
 
 Call = FindJobs | DescribeJobs
+
+
+class Listed(list[dict[str, Any]]):
+    """One poll's jobs, and the ids named in ``job_ids`` that the service did not return (yet): a list like any other,
+    so that whoever shares a poll's result (the triggerer's shared poll) hands the unknown ids on with it."""
+
+    def __init__(self, jobs: Iterable[dict[str, Any]] = (), unknown_ids: Sequence[str] = ()) -> None:
+        super().__init__(jobs)
+        self.unknown_ids: tuple[str, ...] = tuple(unknown_ids)
+
+
 if TYPE_CHECKING:
     # a poll's steps: each call is sent back its answer; the generator returns the jobs it found
     Steps = Generator[Call, list[dict[str, Any]], list[dict[str, Any]]]
@@ -481,18 +515,31 @@ class JobListing:
         elif self.query.multi_node_job_id:
             jobs = self.narrow((yield from self._nodes_steps(self.query.multi_node_job_id)))
         else:
-            listed = yield FindJobs(self.query, stop=self.page_stop(), known=self.finished.known(""))
+            if self.query.job_ids:
+                described = yield DescribeJobs(list(self.query.job_ids))
+                listed = [job for job in described if self.query.matches(job)]
+            else:
+                described = listed = yield FindJobs(self.query, stop=self.page_stop(), known=self.finished.known(""))
             everything = self.finished.recall("", listed)
+            unknown = self.unknown_ids(described, everything)
             self.settled.update(everything)
             jobs = self.narrow(everything)
             children: dict[str, list[dict[str, Any]]] = {}
             for parent in self.array_parents(jobs):
                 children[parent["jobId"]] = yield from self._children_steps(parent)
-            jobs = self.expand(jobs, children)
+            jobs = Listed(self.expand(jobs, children), unknown)
         pending = self.to_describe(jobs) if self.describe_early else []
         if pending:
             self.absorb((yield DescribeJobs(pending)))
         return jobs
+
+    def unknown_ids(self, *answers: Iterable[Mapping[str, Any]]) -> list[str]:
+        """The ids named in ``job_ids`` that none of ``answers`` holds (DescribeJobs' answer, before the other filters,
+        and the finished jobs remembered from earlier polls, which may have aged out since)."""
+        if not self.query.job_ids:
+            return []
+        known = {job["jobId"] for answer in answers for job in answer}
+        return [job_id for job_id in self.query.job_ids if job_id not in known]
 
     def _children_steps(self, parent: dict[str, Any]) -> Steps:
         """An array parent's children, complete (stand-ins for aged-out ones included), or [] when the parent stands
@@ -610,20 +657,35 @@ class JobWatch:
         self,
         query: JobQuery,
         policy: Policy,
-        clock: Callable[[], int] = wall_clock_ms,
+        clock: Callable[[], int] | None = None,
         listing: JobListing | None = None,
         describe_early: bool = True,
+        began_ms: int | None = None,
     ) -> None:
         self.query = query
         self.policy = policy
-        self.clock = clock
+        self.clock = clock if clock is not None else wall_clock_ms
         self.listing = listing or JobListing.for_policy(query, policy, describe_early)
         self.runnable = RunnablePeriods()
         self.seen: set[str] = set()
         self.new_since_last_poll = 0
+        # when the wait began (epoch ms): its first poll, unless the caller knows an earlier start (wait_began)
+        self.began_ms = began_ms
+        self.unknown: Sequence[str] = ()  # the ids of job_ids not found at the last verdict
+
+    def wait_began(self, epoch_ms: int | None) -> None:
+        """The wait began at ``epoch_ms`` (a reschedule-mode sensor's first try), not at this watch's first poll."""
+        if epoch_ms is not None:
+            self.began_ms = epoch_ms if self.began_ms is None else min(self.began_ms, epoch_ms)
+
+    def begin(self) -> None:
+        """The wait begins with its first poll (tried, if not answered), unless an earlier start is known."""
+        if self.began_ms is None:
+            self.began_ms = self.clock()
 
     def observe(self, jobs: list[dict[str, Any]]) -> None:
         """Note new jobs and each RUNNABLE job's current wait (once per poll)."""
+        self.begin()
         ids = {j["jobId"] for j in jobs}
         self.new_since_last_poll = len(ids - self.seen)
         self.seen |= ids
@@ -639,8 +701,42 @@ class JobWatch:
         return [job.job_id for job in stuck]
 
     def decide(self, jobs: list[dict[str, Any]]) -> Decision:
+        """The verdict on one poll's jobs. A plain list (not a poll's :class:`Listed`) is taken as the service's whole
+        answer: an id of ``job_ids`` missing from it is unknown."""
         views = self.listing.views(jobs)
-        return judge(views, self.policy, now_ms=self.clock(), runnable_since=self.runnable.since)
+        now = self.clock()
+        decision = judge(views, self.policy, now_ms=now, runnable_since=self.runnable.since)
+        unknown = jobs.unknown_ids if isinstance(jobs, Listed) else self.listing.unknown_ids(jobs)
+        self.unknown = unknown
+        return self.account_for_unknown(decision, unknown, now) if unknown else decision
+
+    def account_for_unknown(self, decision: Decision, unknown: Sequence[str], now: int) -> Decision:
+        """``decision`` with the ids of ``job_ids`` the service did not return: never a success or a skip while one is
+        unknown; a failure (with ``fail_fast``, or once the other jobs have finished) when one is still unknown
+        ``UNKNOWN_JOB_ID_TIMEOUT_S`` after the wait began. A failure of known jobs stands (more jobs cannot undo it),
+        its message naming the unknown ids too."""
+        waited_s = (now - (self.began_ms if self.began_ms is not None else now)) / 1000
+        names = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+        if waited_s >= UNKNOWN_JOB_ID_TIMEOUT_S:
+            note = (
+                f"{len(unknown)} job id(s) of job_ids not found by AWS Batch {waited_s:.0f} s after the wait began "
+                f"(each is waited for up to {UNKNOWN_JOB_ID_TIMEOUT_S} s, as a just-submitted job can be missing for a "
+                f"moment): {names}. Check the ids; AWS Batch also forgets jobs that finished days ago (retention)."
+            )
+            if decision.verdict is Verdict.FAILURE:
+                return replace(decision, message=f"{decision.message}\n{note}")
+            if self.policy.fail_fast or decision.verdict is not Verdict.WAITING:
+                return Decision(Verdict.FAILURE, note, decision.jobs, decision.failed, decision.counts)
+            return replace(decision, message=f"{decision.message}; {note} The wait fails once the others finish.")
+        note = (
+            f"{len(unknown)} job id(s) of job_ids not known to AWS Batch yet ({names}), for {waited_s:.0f} s: waited "
+            f"for up to {UNKNOWN_JOB_ID_TIMEOUT_S} s from the start of the wait"
+        )
+        if decision.verdict is Verdict.FAILURE:
+            return replace(decision, message=f"{decision.message}\nAlso {note}.")
+        if decision.verdict is Verdict.WAITING:
+            return replace(decision, message=f"{decision.message}; {note}")
+        return Decision(Verdict.WAITING, note, decision.jobs, decision.failed, decision.counts)
 
     def undescribed_at_verdict(self, decision: Decision, jobs: list[dict[str, Any]]) -> list[str]:
         """Once the verdict is in, the finished jobs still to describe (judged on summaries so far: their details
@@ -650,12 +746,16 @@ class JobWatch:
     def progress(self, decision: Decision) -> str:
         """e.g. ``nightly-etl-*: 37 jobs — 20 SUCCEEDED, 2 FAILED, 15 RUNNING (3 new since last poll)``."""
         counts = ", ".join(f"{n} {status}" for status, n in decision.counts.items()) or "none yet"
+        unknown = f"; not known to AWS Batch yet: {', '.join(self.unknown[:5])}" if self.unknown else ""
+        if len(self.unknown) > 5:
+            unknown += f" and {len(self.unknown) - 5} more"
         return (
             f"{self.query.describe()}: {len(decision.jobs)} jobs — {counts} "
-            f"({self.new_since_last_poll} new since last poll)"
+            f"({self.new_since_last_poll} new since last poll{unknown})"
         )
 
     def poll(self, hook: BatchJobsHook) -> Decision:
+        self.begin()
         jobs = self.listing.collect(hook)
         self.observe(jobs)
         suspects = self.runnable_suspects(jobs)
@@ -669,6 +769,7 @@ class JobWatch:
         return decision
 
     async def apoll(self, hook: BatchJobsHook, client: Any) -> Decision:
+        self.begin()
         return await self.ajudge(await self.listing.acollect(hook, client), hook, client)
 
     async def ajudge(self, jobs: list[dict[str, Any]], hook: BatchJobsHook, client: Any) -> Decision:

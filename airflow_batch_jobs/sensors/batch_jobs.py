@@ -21,7 +21,7 @@ from airflow_batch_jobs.arguments import QUERY_FIELDS, BatchJobsVerdictMixin
 from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
-from airflow_batch_jobs.watch import JobWatch, is_transient, verdict_event
+from airflow_batch_jobs.watch import JobWatch, first_try_began_ms, is_transient, verdict_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,6 +42,13 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
     Each poll costs about one ListJobs page per 100 matching jobs, plus one DescribeJobs per 100 jobs that
     finished since the last poll. A poll that hits throttling, a 5xx or a dropped connection gives no verdict; after
     ``max_poll_errors`` such polls in a row the task fails with the last error.
+
+    An id of ``job_ids`` that AWS Batch does not return yet (a just-submitted job can be missing for a moment) is
+    waited for: no success or skip while one is unknown. One still unknown 5 minutes
+    (``airflow_batch_jobs.watch.UNKNOWN_JOB_ID_TIMEOUT_S``) after the wait began fails the task, naming it (with
+    ``fail_fast=False``, once the other jobs have finished). The wait begins at the first poke (poke mode, and before
+    deferring: the trigger carries that moment), or at the first try in reschedule mode (as Airflow records it for
+    ``timeout``).
     """
 
     template_fields: Sequence[str] = QUERY_FIELDS
@@ -145,6 +152,7 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
                 region_name=self.region_name,
                 verify=self.verify,
                 botocore_config=self.botocore_config,
+                wait_began_ms=self.watch.began_ms,
             ),
             method_name="execute_complete",
             # the sensor's timeout counts from the start of the task, the first poke included
@@ -175,6 +183,8 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         watch = self.watch  # the rendered arguments are checked here, before any AWS call
+        if self.mode == "reschedule" and watch.query.job_ids:  # a new sensor each try: the wait began at the first
+            watch.wait_began(first_try_began_ms(context))
         try:
             decision = watch.poll(self.hook)
         except Exception as err:

@@ -22,7 +22,8 @@ class BatchJobsTrigger(BaseTrigger):
 
     Everything it needs is in its kwargs (JSON-native), so the triggerer can rebuild it after a restart.
     The event is ``{"status": "success" | "skip" | "failure" | "error", "message", "records", "cut"}``; an error
-    that is no answer from AWS (a bug of ours) also carries ``"internal": True``.
+    that is no answer from AWS (a bug of ours) also carries ``"internal": True``. ``wait_began_ms``: when the wait
+    began (the sensor's first poke), from which ids of ``job_ids`` unknown to AWS Batch are given their time.
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class BatchJobsTrigger(BaseTrigger):
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
+        wait_began_ms: int | None = None,
     ) -> None:
         super().__init__()
         self.query = query
@@ -50,6 +52,7 @@ class BatchJobsTrigger(BaseTrigger):
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self.wait_began_ms = wait_began_ms
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -65,6 +68,7 @@ class BatchJobsTrigger(BaseTrigger):
                 "region_name": self.region_name,
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
+                "wait_began_ms": self.wait_began_ms,
             },
         )
 
@@ -91,7 +95,7 @@ class BatchJobsTrigger(BaseTrigger):
             lambda: JobListing.for_policy(query, policy),
             self.poll_interval,
         ) as poll:
-            watch = JobWatch(query, policy, listing=poll.listing)
+            watch = JobWatch(query, policy, listing=poll.listing, began_ms=self.wait_began_ms)
             version, errors = poll.version, 0
             while True:
                 version, result = await poll.next_result(version)
