@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench faults clean
+.PHONY: install test lint typecheck unit demo bench faults fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench: install
 faults: install
 	$(BIN)/python -m tests.reliability.matrix
 	$(BIN)/python -m tests.reliability.soak
+
+# Many more generated job histories than `make test` runs (HYPOTHESIS_EXAMPLES, default 10,000), split over
+# FUZZ_WORKERS processes; prints how many histories ran and how long it took.
+fuzz: install
+	$(BIN)/python -m tests.property.fuzz
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

@@ -1,0 +1,254 @@
+"""Plays a generated history on the emulator and polls it the way Airflow would: poke (one sensor for the whole
+wait), reschedule (a new sensor every try) or deferrable (the first poke, then the trigger in a triggerer's event
+loop, optionally restarted from its serialized kwargs mid-wait). The emulated clock moves only between polls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
+
+from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
+from airflow_batch_jobs.testing import BatchEmulator
+from airflow_batch_jobs.testing.clock import ManualClock
+from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+from airflow_batch_jobs.triggers.shared_poll import SharedPoll
+
+from .histories import RETRY_137_THEN_EXIT, SKIP_CODE, SUCCESS_CODE, History, JobPlan
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+START_MS = 1_795_000_000_000
+HORIZON_S = 900  # every generated job has long finished by then (the last ends before 400 s)
+
+
+@dataclass
+class Outcome:
+    verdict: str  # SUCCESS | SKIP | FAILURE | NONE (no verdict by the horizon)
+    at_ms: int
+    records: list[dict[str, Any]] | None
+    message: str = ""
+    polls: int = 0
+
+
+@dataclass
+class Stops:
+    """Cancels and terminates due at emulated times, carried out as the clock passes them."""
+
+    due: list[tuple[int, str, str]] = field(default_factory=list)  # (ms, job name, how)
+
+    def advance(self, emu: BatchEmulator, seconds: float) -> None:
+        target = emu.now_ms() + int(seconds * 1000)
+        while self.due and self.due[0][0] <= target:
+            at, name, how = self.due.pop(0)
+            emu.advance(max(0, at - emu.now_ms()) / 1000)  # submits what is due by then
+            emu.model.stop_job({"jobId": emu.model.ids_by_name[name], "reason": f"{how} by the history"}, how)
+        emu.advance(max(0, target - emu.now_ms()) / 1000)
+
+
+def _script(codes: tuple[int, ...], plan: JobPlan) -> dict[str, Any]:
+    reasons = {137: "OutOfMemoryError: Container killed due to memory usage"}
+    return {
+        "attempts": [{"exit_code": c, "reason": reasons.get(c), "duration": plan.duration} for c in codes],
+        "runnable": plan.runnable,
+    }
+
+
+def build(history: History) -> tuple[BatchEmulator, Stops]:
+    emu = BatchEmulator(
+        clock=ManualClock(START_MS),
+        seed=history.seed,
+        profile="realistic",
+        behaviours=history.behaviours,
+        retention_seconds=history.retention_seconds,
+    )
+    emu.setup()
+    stops = Stops()
+    for plan in history.jobs:
+        if plan.array_size:
+            for index, codes in enumerate(plan.child_exit_codes):
+                emu.add_outcome(_script(codes, plan), name=plan.name, indices=[index])
+        emu.add_outcome(_script(plan.exit_codes, plan), name=plan.name)
+    for plan in history.jobs:  # submitted while the sensor waits, as the clock passes their time
+        retry: dict[str, Any] = {"attempts": plan.attempts}
+        if plan.evaluate_on_exit:
+            retry["evaluateOnExit"] = RETRY_137_THEN_EXIT
+        request: dict[str, Any] = {
+            "jobName": plan.name,
+            "jobQueue": "queue",
+            "jobDefinition": "jobdef",
+            "retryStrategy": retry,
+        }
+        if plan.array_size:
+            request["arrayProperties"] = {"size": plan.array_size}
+        due = START_MS + int(plan.submit_at * 1000)
+        emu.model.schedule(due, request)
+        if plan.stop_after is not None:
+            stops.due.append((due + int(plan.stop_after * 1000), plan.name, plan.stop_how))
+    stops.due.sort()
+    emu.model.run_schedule()
+    return emu, stops
+
+
+@contextlib.contextmanager
+def connection(emu: BatchEmulator) -> Iterator[None]:
+    with mock.patch.dict(os.environ, {"AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}):
+        yield
+
+
+def context() -> dict[str, Any]:
+    ti = mock.MagicMock()
+    ti.pushed = {}
+    ti.xcom_push.side_effect = lambda key, value: ti.pushed.__setitem__(key, value)
+    return {"ti": ti}
+
+
+def sensor(history: History, **kwargs: Any) -> BatchJobsSensor:
+    policy = dict(history.policy)
+    return BatchJobsSensor(
+        task_id="wait",
+        job_queue="queue",
+        job_name="etl-*",
+        poke_interval=history.interval,
+        timeout=HORIZON_S * 2,
+        max_poll_errors=10_000,  # faults delay the verdict; they are not what this test judges
+        botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}},  # no wall-clock retry sleeps
+        **policy,
+        **kwargs,
+    )
+
+
+def _ended(ctx: dict[str, Any], emu: BatchEmulator, verdict: str, polls: int, message: str = "") -> Outcome:
+    return Outcome(verdict, emu.now_ms(), ctx["ti"].pushed.get("return_value"), message, polls)
+
+
+def _poke(make: Any, ctx: dict[str, Any], emu: BatchEmulator, stops: Stops, history: History) -> Outcome:
+    polls = 0
+    task = make()
+    while emu.now_ms() - START_MS < HORIZON_S * 1000:
+        polls += 1
+        try:
+            result = task.poke(ctx)
+        except AirflowSkipException as err:
+            return _ended(ctx, emu, "SKIP", polls, str(err))
+        except AirflowFailException as err:
+            return _ended(ctx, emu, "FAILURE", polls, str(err))
+        if result:
+            return Outcome("SUCCESS", emu.now_ms(), getattr(result, "xcom_value", None), "", polls)
+        stops.advance(emu, history.interval)
+        if history.mode == "reschedule":
+            task = make()
+    return _ended(ctx, emu, "NONE", polls)
+
+
+class Triggerer:
+    """One triggerer process's life: the trigger's sleeps move the emulated clock; after ``polls_left`` polls the
+    process dies (its tasks are cancelled, as when a killed triggerer's event loop goes away)."""
+
+    def __init__(self, emu: BatchEmulator, stops: Stops, polls_left: int | None) -> None:
+        self.emu, self.stops, self.polls_left = emu, stops, polls_left
+        self.polls = 0
+        self.dead = asyncio.Event()
+        self.published_at: dict[int, int] = {}  # poll result version -> emulated time of its listing
+        self.judged_at = emu.now_ms()  # the listing time of the result the trigger judged last
+
+    def record(self, publish: Any) -> Any:
+        async def recorded(poll: SharedPoll, result: Any) -> None:
+            self.published_at[poll.version + 1] = self.emu.now_ms()
+            await publish(poll, result)
+
+        return recorded
+
+    def track(self, next_result: Any) -> Any:
+        async def tracked(poll: SharedPoll, after: int) -> Any:
+            version, result = await next_result(poll, after)
+            self.judged_at = self.published_at.get(version, self.judged_at)
+            return version, result
+
+        return tracked
+
+    async def sleep(self, seconds: float) -> None:
+        if self.polls_left is not None and self.polls >= self.polls_left:
+            self.dead.set()
+            await asyncio.Event().wait()  # never wakes: the process is gone
+        self.stops.advance(self.emu, seconds)
+        self.polls += 1
+        await asyncio.sleep(0)
+
+    async def _first(self, trigger: BatchJobsTrigger) -> dict[str, Any] | None:
+        async with contextlib.aclosing(trigger.run()) as events:  # closed as the triggerer closes it
+            async for event in events:
+                return dict(event.payload)
+        return None
+
+    async def first_event(self, trigger: BatchJobsTrigger) -> dict[str, Any] | None:
+        with (
+            mock.patch.object(SharedPoll, "sleep", self.sleep),
+            mock.patch.object(SharedPoll, "_publish", self.record(SharedPoll._publish)),
+            mock.patch.object(SharedPoll, "next_result", self.track(SharedPoll.next_result)),
+        ):
+            running = asyncio.ensure_future(self._first(trigger))
+            death = asyncio.ensure_future(self.dead.wait())
+            await asyncio.wait([running, death], return_when=asyncio.FIRST_COMPLETED)
+            death.cancel()
+            if running.done():
+                return running.result()
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            return None
+
+
+def _deferrable(ctx: dict[str, Any], emu: BatchEmulator, stops: Stops, history: History) -> Outcome:
+    task = sensor(history, deferrable=True)
+    try:
+        records = task.execute(ctx)
+        return Outcome("SUCCESS", emu.now_ms(), records, "", 1)
+    except AirflowSkipException as err:
+        return _ended(ctx, emu, "SKIP", 1, str(err))
+    except AirflowFailException as err:
+        return _ended(ctx, emu, "FAILURE", 1, str(err))
+    except TaskDeferred as deferred:
+        trigger = deferred.trigger
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_batch_jobs.triggers.batch_jobs.BatchJobsTrigger"
+    polls, restart = 1, history.restart_after_polls
+    event = None
+    while event is None and emu.now_ms() - START_MS < HORIZON_S * 1000:
+        life = Triggerer(emu, stops, restart)
+        event = asyncio.run(life.first_event(BatchJobsTrigger(**kwargs)))  # a new process, rebuilt from kwargs
+        polls += life.polls
+        restart = None  # one restart per history
+    if event is None:
+        return _ended(ctx, emu, "NONE", polls)
+    # the poll loop may have slept (moved the clock) while the trigger judged: the verdict is the listing's time
+    judged_at = life.judged_at
+    try:
+        records = task.execute_complete(ctx, event)
+        return Outcome("SUCCESS", judged_at, records, "", polls)
+    except AirflowSkipException as err:
+        return Outcome("SKIP", judged_at, ctx["ti"].pushed.get("return_value"), str(err), polls)
+    except AirflowFailException as err:
+        return Outcome("FAILURE", judged_at, ctx["ti"].pushed.get("return_value"), str(err), polls)
+
+
+def play(history: History) -> tuple[BatchEmulator, Outcome]:
+    """Run the wait; the emulator is returned stopped, its model still readable for the ground truth."""
+    emu, stops = build(history)
+    for operation, kind, rate in history.faults:
+        emu.inject(operation, kind, rate=rate)
+    ctx = context()
+    with emu, connection(emu):
+        if history.mode == "deferrable":
+            outcome = _deferrable(ctx, emu, stops, history)
+        else:
+            outcome = _poke(lambda: sensor(history, mode=history.mode), ctx, emu, stops, history)
+    return emu, outcome
+
+
+__all__ = ["SKIP_CODE", "SUCCESS_CODE", "Outcome", "play"]

@@ -1,0 +1,118 @@
+"""Generated job histories within the service's documented behaviour, and how a wait is polled over them.
+
+A history is everything the emulator needs to play one night: jobs (single or arrays) with per-attempt exit codes,
+``retryStrategy`` with ``evaluateOnExit``, submit times, cancels and terminates, the awkward behaviours of the
+``realistic`` profile with generated lags, retention, faults on calls, and the sensor's mode, interval and policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+EXIT_CODES = (0, 1, 3, 4, 137)
+SUCCESS_CODE = 4  # in success_exit_codes when the policy uses them
+SKIP_CODE = 3  # in skip_exit_codes when the policy uses them
+RETRY_137_THEN_EXIT = [{"onExitCode": "137", "action": "RETRY"}, {"onExitCode": "*", "action": "EXIT"}]
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    name: str
+    submit_at: float
+    exit_codes: tuple[int, ...]  # per attempt; the last one repeats
+    attempts: int  # retryStrategy.attempts
+    evaluate_on_exit: bool
+    duration: float
+    runnable: float
+    array_size: int | None = None
+    child_exit_codes: tuple[tuple[int, ...], ...] = ()  # per child index, for arrays
+    stop_after: float | None = None  # seconds after submission
+    stop_how: str = "cancel"
+
+    @property
+    def matches(self) -> bool:
+        return self.name.startswith("etl-")
+
+
+@dataclass(frozen=True)
+class History:
+    jobs: tuple[JobPlan, ...]
+    behaviours: dict[str, Any]
+    retention_seconds: float
+    faults: tuple[tuple[str, str, float], ...]  # (operation, kind, rate)
+    mode: str  # poke | reschedule | deferrable
+    interval: float
+    restart_after_polls: int | None  # deferrable: the triggerer restarts after this many polls
+    policy: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+def _job(index: int, draw: st.DrawFn) -> JobPlan:
+    matching = draw(st.booleans()) if index else True
+    name = f"{'etl' if matching else 'other'}-{index}"
+    attempts = draw(st.integers(1, 3))
+    exit_codes = tuple(draw(st.lists(st.sampled_from(EXIT_CODES), min_size=1, max_size=3)))
+    array_size = draw(st.one_of(st.none(), st.integers(2, 3))) if draw(st.integers(0, 3)) == 0 else None
+    child_codes: tuple[tuple[int, ...], ...] = ()
+    if array_size:
+        child_codes = tuple(
+            tuple(draw(st.lists(st.sampled_from(EXIT_CODES), min_size=1, max_size=2))) for _ in range(array_size)
+        )
+    stop_after = (
+        draw(st.one_of(st.none(), st.floats(0, 40).map(lambda x: round(x, 1)))) if draw(st.booleans()) else None
+    )
+    return JobPlan(
+        name=name,
+        submit_at=draw(st.sampled_from((0.0, 0.0, 5.0, 20.0, 45.0, 90.0))),
+        exit_codes=exit_codes,
+        attempts=attempts,
+        evaluate_on_exit=draw(st.booleans()),
+        duration=draw(st.sampled_from((1.0, 5.0, 12.0, 30.0))),
+        runnable=draw(st.sampled_from((1.0, 2.0, 8.0, 25.0))),
+        array_size=array_size,
+        child_exit_codes=child_codes,
+        stop_after=stop_after,
+        stop_how=draw(st.sampled_from(("cancel", "terminate"))),
+    )
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> History:
+    count = draw(st.integers(1, 5))
+    jobs = tuple(_job(i, draw) for i in range(count))
+    fault_rate = draw(st.sampled_from((0.0, 0.0, 0.1, 0.3)))
+    faults: tuple[tuple[str, str, float], ...] = ()
+    if fault_rate:
+        kind = draw(st.sampled_from(("throttle", "server", "drop")))
+        faults = tuple((op, kind, fault_rate) for op in ("ListJobs", "DescribeJobs"))
+    mode = draw(st.sampled_from(("poke", "reschedule", "deferrable")))
+    uses_codes = draw(st.booleans())
+    policy = {
+        "match": draw(st.sampled_from(("all", "all", "latest"))),
+        "min_jobs": draw(st.integers(1, 2)),
+        "success_exit_codes": [SUCCESS_CODE] if uses_codes else [],
+        "skip_exit_codes": [SKIP_CODE] if uses_codes and draw(st.booleans()) else [],
+        "max_failed_jobs": draw(st.integers(0, 1)),
+        "fail_fast": draw(st.booleans()),
+        "include_array_children": draw(st.booleans()),
+    }
+    if policy["match"] == "latest":
+        policy["min_jobs"] = 1  # 'latest' judges one job
+    return History(
+        jobs=jobs,
+        behaviours={
+            "visibility_lag_seconds": draw(st.sampled_from((0.0, 3.0, 10.0))),
+            "summary_lag_seconds": draw(st.sampled_from((0.0, 5.0, 20.0))),
+            "grouped_listing": draw(st.booleans()),
+        },
+        retention_seconds=draw(st.sampled_from((7 * 24 * 3600.0, 300.0, 120.0))),
+        faults=faults,
+        mode=mode,
+        interval=draw(st.sampled_from((5.0, 15.0, 30.0, 60.0))),
+        restart_after_polls=draw(st.one_of(st.none(), st.integers(1, 4))) if mode == "deferrable" else None,
+        policy=policy,
+        seed=draw(st.integers(0, 2**16)),
+    )
