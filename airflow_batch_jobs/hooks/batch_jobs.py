@@ -94,7 +94,11 @@ class BatchJobsHook(AwsBaseHook):
     :param region_name: overrides the connection's region.
     :param verify: whether to verify SSL certificates, or a CA bundle path.
     :param config: a botocore ``Config`` or its dict; without retry settings, botocore's ``standard`` retry
-        mode is used (throttling and 5xx retried with jittered backoff).
+        mode is used (throttling and 5xx retried with jittered backoff). This per-call backoff is the only one: a poll
+        that failed anyway is asked again at the poll interval, by the sensor or the trigger, never at a stretched one.
+        ``adaptive`` (client-side rate limiting) is not the default: botocore calls it experimental, and where the
+        throttling does not depend on this client's rate it slows every call (the triggerer shares one client per
+        connection, so every wait on it); set it in ``config`` or the connection where it fits.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

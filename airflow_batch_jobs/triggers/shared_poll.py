@@ -3,8 +3,14 @@
 A hundred deferred sensors asking the same question cost the API calls of one: the first trigger to subscribe
 starts a poll loop (one aiobotocore client, one :class:`~airflow_batch_jobs.watch.JobListing`); each later one
 subscribes to its results and judges them with its own policy. The loop polls at the shortest interval among its
-subscribers, backs off with jitter after a failed poll, and stops when the last subscriber leaves. Nothing here is
-serialized: each trigger still carries everything it needs, so a restarted triggerer simply forms the loops again.
+subscribers, and stops when the last subscriber leaves. Nothing here is serialized: each trigger still carries
+everything it needs, so a restarted triggerer simply forms the loops again.
+
+A failed poll is asked again at the normal interval, as the sensor pokes: never sooner (a poll that keeps failing
+costs one poll per interval, no tight loop), and never later (a stretched interval made the verdict come several
+intervals after the last job finished). Backing off is done per call, inside a poll, by botocore's retry mode
+(``standard`` unless the connection sets one: throttling and 5xx retried with capped exponential backoff and
+jitter), where it costs seconds, not poll intervals.
 """
 
 from __future__ import annotations
@@ -17,22 +23,13 @@ from collections import Counter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_jobs.watch import is_transient
-
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
     from airflow_batch_jobs.watch import JobListing
 
-# Backoff after a failed poll: poll_interval * 2**errors, at most this, with +-20 % jitter.
-MAX_BACKOFF_SECONDS = 600.0
-
 PollResult = list[dict[str, Any]] | Exception
-
-
-def backoff_seconds(poll_interval: float, errors: int) -> float:
-    return min(poll_interval * 2**errors, MAX_BACKOFF_SECONDS) * random.uniform(0.8, 1.2)
 
 
 def poll_key(*parts: Any) -> str:
@@ -89,8 +86,7 @@ class SharedPoll:
         self.intervals: Counter[float] = Counter()
         self.version = 0
         self.result: PollResult = []
-        self.errors = 0
-        self.next_delay = 0.0
+        self.errors = 0  # failed polls in a row
         self.polls = 0
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -152,7 +148,7 @@ class SharedPoll:
                         await self._poll_once(client)
                         await self.sleep(self.next_delay)
             except Exception as err:
-                self._failed(err)
+                self.errors += 1
                 await self._publish(err)
                 await self.sleep(self.next_delay)
 
@@ -160,10 +156,9 @@ class SharedPoll:
         try:
             result: PollResult = await self.listing.acollect(self.hook, client)
             self.errors = 0
-            self.next_delay = self.interval
         except Exception as err:
             result = err
-            self._failed(err)
+            self.errors += 1
         self.polls += 1
         await self._publish(result)
 
@@ -172,6 +167,7 @@ class SharedPoll:
         """The shortest poll interval among the subscribers."""
         return min(self.intervals, default=60.0)
 
-    def _failed(self, err: Exception) -> None:
-        self.errors += 1
-        self.next_delay = backoff_seconds(self.interval, self.errors) if is_transient(err) else self.interval
+    @property
+    def next_delay(self) -> float:
+        """The sleep after a poll, failed or not: the interval (botocore backs off per call, inside the poll)."""
+        return self.interval

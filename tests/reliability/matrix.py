@@ -6,6 +6,10 @@ The scenario: ``JOBS`` jobs named ``night-*`` finish progressively over about te
 with exit code 1. The right verdict is FAILURE naming exactly that job, with a record for every job, once each.
 ``fail_fast=False`` makes the wait see every job finish, so a poll that judged a partial listing would show up as a
 premature verdict with fewer records.
+
+"Intervals late" is how long after the last job finished the verdict came, in poll intervals: a fault-free wait
+decides at the first poll after the last job (at most 1); every row must stay within 2. The deferrable rows' random
+start (the poll loop's stagger) is seeded, so every row is reproducible.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 JOBS = 250
 POKE_INTERVAL = 30.0
 LIMIT_S = 4 * 3600.0  # a wait still undecided after this many emulated seconds counts as "timeout"
+MAX_INTERVALS_LATE = 2.0  # every row decides within this many poll intervals of the last job finishing
 NO_RETRY = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 
 
@@ -51,6 +57,12 @@ class Outcome:
     expected_jobs: int = JOBS
     failing: str = ""
     wall_s: float = 0.0
+    interval: float = POKE_INTERVAL
+
+    @property
+    def intervals_late(self) -> float:
+        """How long after the last job finished the verdict came, in poll intervals."""
+        return (self.verdict_at_s - self.last_job_done_at_s) / self.interval
 
     @property
     def ids(self) -> list[str]:
@@ -132,6 +144,7 @@ def run_sensor(
         ti.xcom_push.side_effect = lambda key, value: pushed.setdefault(key, value)
         pushed: dict[str, Any] = {}
         out = Outcome(fault, expected_jobs=expected_jobs, failing=failing_name(emu_jobs(emu)))
+        out.interval = sensor.poke_interval
         start, wall = emu.now_ms(), time.monotonic()
         while (emu.now_ms() - start) / 1000 < LIMIT_S:
             if before_poll is not None:
@@ -165,19 +178,49 @@ def trigger_for(emu: BatchEmulator, **overrides: Any) -> BatchJobsTrigger:
     )
 
 
-def run_trigger(fault: str, emu: BatchEmulator, *, restart_after_polls: int | None = None, **overrides: Any) -> Outcome:
+def run_trigger(
+    fault: str,
+    emu: BatchEmulator,
+    *,
+    restart_after_polls: int | None = None,
+    before_poll: Callable[[BatchEmulator, int, float], None] | None = None,
+    stagger_seed: int = 0,
+    **overrides: Any,
+) -> Outcome:
     """Run the trigger to its event; its sleeps move the emulated clock. Optionally kill it after some polls and
-    rebuild it from its serialized kwargs, as a restarted triggerer does."""
+    rebuild it from its serialized kwargs, as a restarted triggerer does. ``before_poll`` runs before each poll, as
+    for the sensor; the poll loop's random stagger is seeded with ``stagger_seed``.
+
+    The poll loop's sleep moves the clock only once the trigger has judged the last result and waits for the next:
+    judging can take calls of its own (DescribeJobs at the verdict), whose botocore retries wait in real time, and
+    the emulated clock must not run ahead of them (it would count seconds of backoff as poll intervals)."""
     out = Outcome(fault, failing=failing_name(emu_jobs(emu)))
     start, wall = emu.now_ms(), time.monotonic()
     events: list[dict[str, Any]] = []
 
     polled_at: list[int] = []
+    waiting: dict[str, Any] = {}  # the poll whose next result the trigger waits for, and the version it has judged
+    next_result = SharedPoll.next_result
+
+    async def judged_then_next_result(poll: SharedPoll, after: int) -> tuple[int, Any]:
+        waiting.update(poll=poll, after=after)
+        try:
+            return await next_result(poll, after)
+        finally:
+            waiting.clear()
+
+    async def trigger_caught_up() -> None:
+        deadline = time.monotonic() + 120  # real seconds: never hang the matrix
+        while time.monotonic() < deadline and not (waiting and waiting["after"] == waiting["poll"].version):
+            await asyncio.sleep(0.001)
 
     async def emulated_sleep(seconds: float) -> None:  # the poll loop sleeps once after every poll
         out.polls += 1
         polled_at.append(emu.now_ms())
+        await trigger_caught_up()
         emu.advance(seconds)
+        if before_poll is not None:
+            before_poll(emu, out.polls - 1, (emu.now_ms() - start) / 1000)
         await asyncio.sleep(0)
 
     async def consume(trigger: BatchJobsTrigger) -> None:
@@ -186,6 +229,7 @@ def run_trigger(fault: str, emu: BatchEmulator, *, restart_after_polls: int | No
 
     async def main() -> None:
         trigger = trigger_for(emu, **overrides)
+        out.interval = trigger.poll_interval
         if restart_after_polls is not None:
             task = asyncio.ensure_future(consume(trigger))
             while out.polls < restart_after_polls and not task.done():
@@ -200,6 +244,8 @@ def run_trigger(fault: str, emu: BatchEmulator, *, restart_after_polls: int | No
     with (
         mock.patch.dict("os.environ", {"AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}),
         mock.patch.object(SharedPoll, "sleep", staticmethod(emulated_sleep)),
+        mock.patch.object(SharedPoll, "next_result", judged_then_next_result),
+        mock.patch("airflow_batch_jobs.triggers.shared_poll.random", random.Random(stagger_seed)),
     ):
         asyncio.run(main())
     assert len(events) == 1, f"{len(events)} events"  # one event, so execute_complete pushes XCom once
@@ -313,8 +359,22 @@ def rows() -> list[tuple[str, Callable[[], Outcome]]]:
         ("throttling on 30% of calls (poke)", poke("throttling 30%", faults=[("*", "throttle", 0.3)])),
         ("throttling on 30% of calls (deferrable)", deferred("throttling 30%", faults=[("*", "throttle", 0.3)])),
         ("100% throttling for 60 s (poke)", poke("throttling 100% 60 s", before_poll=window(120, 60, "throttle"))),
+        (
+            "100% throttling for 60 s (deferrable)",
+            deferred("throttling 100% 60 s", before_poll=window(120, 60, "throttle")),
+        ),
+        (
+            "100% throttling for 30 s after the last job ends (poke)",
+            poke("throttling 100% 30 s at the end", before_poll=window(606, 30, "throttle")),
+        ),
+        (
+            "100% throttling for 30 s after the last job ends (deferrable)",
+            deferred("throttling 100% 30 s at the end", before_poll=window(606, 30, "throttle")),
+        ),
         ("5xx on 10% of calls", poke("5xx 10%", faults=[("*", "server", 0.1)])),
+        ("5xx on 10% of calls (deferrable)", deferred("5xx 10%", faults=[("*", "server", 0.1)])),
         ("dropped connections on 10% of calls", poke("dropped 10%", faults=[("*", "drop", 0.1)])),
+        ("dropped connections on 10% of calls (deferrable)", deferred("dropped 10%", faults=[("*", "drop", 0.1)])),
         (
             "2 s latency per call (30 jobs)",
             poke("latency 2 s", jobs=30, latency=[("*", "latency", 2.0)], expected_jobs=30, poke_interval=120),
@@ -327,6 +387,10 @@ def rows() -> list[tuple[str, Callable[[], Outcome]]]:
             ),
         ),
         ("emulator down for 2 polls, restarted", poke("emulator restart", before_poll=emulator_restart(4, 6))),
+        (
+            "emulator down for 2 polls, restarted (deferrable)",
+            deferred("emulator restart", before_poll=emulator_restart(4, 6)),
+        ),
         ("triggerer restarted mid-wait", deferred("triggerer restart", restart_after_polls=8)),
         (
             "jobs created while a listing is paged",
@@ -343,14 +407,15 @@ def rows() -> list[tuple[str, Callable[[], Outcome]]]:
 def table(outcomes: list[Outcome]) -> str:
     header = (
         "| fault | ListJobs | DescribeJobs | faulted | polls | verdict | jobs (unique) | right | "
-        "verdict at (emulated s) | after last job (s) |"
+        "verdict at (emulated s) | after last job (s) | intervals late |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 11]
     for o in outcomes:
+        late = f"{o.intervals_late:.2f}" + ("" if o.intervals_late <= MAX_INTERVALS_LATE else " (over 2)")
         lines.append(
             f"| {o.fault} | {o.calls.get('ListJobs', 0)} | {o.calls.get('DescribeJobs', 0)} | {o.faulted} | "
             f"{o.polls} | {o.verdict} | {len(o.ids)} ({len(set(o.ids))}) | {'yes' if o.right else 'NO'} | "
-            f"{o.verdict_at_s:.0f} | {o.verdict_at_s - o.last_job_done_at_s:.0f} |"
+            f"{o.verdict_at_s:.0f} | {o.verdict_at_s - o.last_job_done_at_s:.0f} | {late} |"
         )
     return "\n".join(lines)
 
@@ -364,7 +429,7 @@ def main() -> int:
         print(f"{name}: {out.verdict} in {out.wall_s:.1f} s wall", file=sys.stderr, flush=True)
         outcomes.append(out)
     print(table(outcomes))
-    return 0 if all(o.right for o in outcomes) else 1
+    return 0 if all(o.right and o.intervals_late <= MAX_INTERVALS_LATE for o in outcomes) else 1
 
 
 if __name__ == "__main__":
