@@ -6,6 +6,7 @@ every answer is checked against the output shape too (the check botocore's Stubb
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import time
@@ -22,7 +23,7 @@ from airflow_batch_jobs.testing.faults import FAULT_KINDS, Fault, FaultPlan
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from botocore.model import OperationModel
+    from botocore.model import OperationModel, ServiceModel
 
     from airflow_batch_jobs.testing.model import BatchModel
 
@@ -45,6 +46,12 @@ def _handlers(model: BatchModel) -> dict[str, Callable[[dict[str, Any]], dict[st
     }
 
 
+@functools.cache
+def batch_service_model() -> ServiceModel:
+    """botocore's model of the service, loaded once per process (it takes tens of milliseconds)."""
+    return botocore.session.get_session().get_service_model("batch")
+
+
 class BatchApp:
     """A WSGI application serving ``model`` with ``faults`` applied."""
 
@@ -52,7 +59,7 @@ class BatchApp:
         self.model = model
         self.faults = faults
         self.validate_responses = validate_responses
-        service = botocore.session.get_session().get_service_model("batch")
+        service = batch_service_model()
         handlers = _handlers(model)
         self.routes: dict[str, tuple[OperationModel, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
         for name, handler in handlers.items():

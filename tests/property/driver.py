@@ -13,6 +13,7 @@ from unittest import mock
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
 
+from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.testing import BatchEmulator
 from airflow_batch_jobs.testing.clock import ManualClock
@@ -98,7 +99,22 @@ def build(history: History) -> tuple[BatchEmulator, Stops]:
 
 @contextlib.contextmanager
 def connection(emu: BatchEmulator) -> Iterator[None]:
-    with mock.patch.dict(os.environ, {"AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}):
+    """``aws_default`` points at the emulator; every sensor of the history shares one boto3 client (a reschedule
+    try would make its own: that costs 0.2 s of client set-up a try and changes nothing the test judges)."""
+    clients: dict[str, Any] = {}
+    make_client = BatchJobsHook.get_client_type
+
+    def shared_client(hook: BatchJobsHook, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("deferrable"):  # an aiobotocore client belongs to its event loop: the trigger makes its own
+            return make_client(hook, *args, **kwargs)
+        if "batch" not in clients:
+            clients["batch"] = make_client(hook, *args, **kwargs)
+        return clients["batch"]
+
+    with (
+        mock.patch.dict(os.environ, {"AIRFLOW_CONN_AWS_DEFAULT": emu.airflow_connection()}),
+        mock.patch.object(BatchJobsHook, "get_client_type", shared_client),
+    ):
         yield
 
 
