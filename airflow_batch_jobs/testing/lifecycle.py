@@ -121,6 +121,8 @@ class Lifecycle:
             return False
         if job.parent is None and now < created + self.behaviours.visibility_lag_ms:
             return False
+        if job.parent is not None and not self.visible(job.parent, now, retention_ms=2**62):
+            return False  # children and nodes are not seen before their parent
         stopped = self.stopped_at(job, now)
         return stopped is None or now - stopped <= retention_ms
 
@@ -160,7 +162,7 @@ class Lifecycle:
         counts = self.status_summary(job, now)
         if counts["SUCCEEDED"] + counts["FAILED"] < len(job.children):
             return "PENDING", None
-        if job.stop is not None and counts["FAILED"]:
+        if job.stop is not None:  # "The array parent job is cancelled when all child jobs are completed."
             return "FAILED", job.stop[1]
         if counts["FAILED"]:
             return "FAILED", f"Array Child Job failed ({counts['FAILED']} of {len(job.children)})"
@@ -277,13 +279,24 @@ class Lifecycle:
                 return str(rule["action"]).upper() == "RETRY"
         return True
 
+    @staticmethod
+    def _waiting_at(timeline: Timeline, at: int) -> bool:
+        i = bisect.bisect_right(timeline.transitions, at, key=lambda tr: tr[0]) - 1
+        return timeline.transitions[max(i, 0)][1] in ("SUBMITTED", "PENDING")
+
     def _apply_stop(self, job: Job, timeline: Timeline) -> Timeline:
         """Cut a timeline at a CancelJob / TerminateJob. A parent whose children exist is stopped through them."""
         if job.stop is None:
             return timeline
-        at, reason, _how = job.stop
+        at, reason, how = job.stop
         if job.is_parent and timeline.release_at is not None and timeline.release_at <= at:
             return timeline
+        if how == "cancel" and job.depends_on and timeline.transitions and self._waiting_at(timeline, at):
+            # CancelJob: "A PENDING job is cancelled after all dependency jobs are completed."
+            ends = [self.end_of(self.jobs[dep]) for dep in job.depends_on]
+            if any(end is None for end in ends):
+                return timeline
+            at = max(at, *(end[0] for end in ends if end is not None))
         kept = [tr for tr in timeline.transitions if tr[0] <= at]
         if kept and kept[-1][1] in TERMINAL_STATUSES:
             return timeline

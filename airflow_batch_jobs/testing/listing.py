@@ -35,7 +35,7 @@ def newest_first_key(job: Job, created_at: int) -> SortKey:
 
 def grouped_key(flt_name: str) -> Callable[[Job, int], SortKey]:
     if flt_name == "JOB_NAME":
-        return lambda job, created: (job.name, -job.definition.revision, -created, -job.seq)
+        return lambda job, created: (job.name, job.definition.name, -job.definition.revision, -created, -job.seq)
     return lambda job, created: (job.definition.name, -created, -job.seq)
 
 

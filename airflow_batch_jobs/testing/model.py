@@ -39,6 +39,8 @@ __all__ = ["DEFAULT_RETENTION_S", "BatchModel", "BatchServiceError"]
 
 DEFAULT_RETENTION_S = 7 * 24 * 3600
 MAX_DESCRIBE_IDS = 100
+MAX_DEPENDENCIES = 20  # SubmitJob.dependsOn: "A job can depend upon a maximum of 20 jobs."
+MAX_ATTEMPTS = 10  # RetryStrategy.attempts: "You can specify between 1 and 10 attempts."
 
 
 class BatchModel:
@@ -136,6 +138,14 @@ class BatchModel:
             check_job_name(req["jobName"])
             queue = self.resources.queue(req["jobQueue"])
             definition = self.resources.definition(req["jobDefinition"])
+            if len(req.get("dependsOn", [])) > MAX_DEPENDENCIES:
+                raise BatchServiceError(f"A job can depend on at most {MAX_DEPENDENCIES} jobs.")
+            if any("jobId" not in d for d in req.get("dependsOn", [])):
+                # SEQUENTIAL / N_TO_N array dependencies without a job id: valid for the service, not emulated
+                raise BatchServiceError("The emulator does not model dependsOn without a jobId (SEQUENTIAL, N_TO_N).")
+            attempts = (req.get("retryStrategy") or {}).get("attempts")
+            if attempts is not None and not 1 <= attempts <= MAX_ATTEMPTS:
+                raise BatchServiceError(f"retryStrategy.attempts must be between 1 and {MAX_ATTEMPTS}.")
             depends_on = [job_id_from(d["jobId"]) for d in req.get("dependsOn", [])]
             for dep in depends_on:
                 if dep not in self.jobs:
@@ -208,8 +218,10 @@ class BatchModel:
         if status in TERMINAL_STATUSES or job.stop is not None:
             return
         released = job.is_parent and (release := life.timeline(job).release_at) is not None and release <= now
-        if how == "cancel" and status in ("STARTING", "RUNNING") and not released:
-            return  # the service ignores a cancel once the job started
+        if how == "cancel" and status in ("STARTING", "RUNNING"):
+            return  # "Jobs that progressed to the STARTING or RUNNING state aren't cancelled."
+        if how == "terminate" and status not in ("STARTING", "RUNNING") and not (released and job.array_size):
+            how = "cancel"  # TerminateJob: "Jobs that have not progressed to the STARTING state are cancelled."
         job.stop = (now, reason, how)
         job.timeline = None
         if released:

@@ -67,7 +67,7 @@ def check_filter(name: object, values: list[str]) -> None:
     value = values[0]
     if name == "JOB_DEFINITION" and value.startswith("arn:") and "*" in value:
         raise BatchServiceError("Wildcard (*) is not supported with a job definition ARN.")
-    if name in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT") and not value.isdigit():
+    if name in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT") and not (value.isascii() and value.isdigit()):
         raise BatchServiceError(f"Invalid value {value} for {name}: expected a Unix timestamp in milliseconds.")
 
 

@@ -99,7 +99,10 @@ class BatchApp:
             return _error(BatchServiceError("Injected fault: " + code, code, status))
         try:
             self.model.run_schedule()
-            params = json.loads(request.get_data() or b"{}")
+            try:
+                params = json.loads(request.get_data() or b"{}")
+            except ValueError as err:
+                raise BatchServiceError(f"The request body is not JSON: {err}", "SerializationException") from err
             entry["params"] = params
             assert operation.input_shape is not None  # every routed operation takes input
             report = self.validator.validate(params, operation.input_shape)
@@ -112,6 +115,10 @@ class BatchApp:
             entry["error"] = err.code
             self.faults.record(entry)
             return _error(err)
+        except Exception as err:  # a bug of the emulator's: answered loudly, not as a dropped connection to retry
+            entry["error"] = "EmulatorBug"
+            self.faults.record(entry)
+            return _error(BatchServiceError(f"the emulator failed on {operation.name}: {err!r}", "EmulatorBug"))
         self.faults.record(entry)
         return Response(json.dumps(result), status=200, headers=_request_id(), content_type="application/json")
 

@@ -161,6 +161,7 @@ class Shapes:
             summary["arrayProperties"] = {"size": job.array_size}
             if job.children and life.timeline(job).release_at is not None:
                 summary["arrayProperties"]["statusSummary"] = life.status_summary(job, now)
+                summary["arrayProperties"]["statusSummaryLastUpdatedAt"] = life.summary_time(job, now)
         elif job.array_index is not None:
             summary["arrayProperties"] = {"index": job.array_index}
         if job.num_nodes:
@@ -211,7 +212,7 @@ class Shapes:
             detail["timeout"] = job.request.get("timeout") or job.definition.body["timeout"]
         attempts = [a.shape for a in life.finished_attempts(job, now)]
         current = life.current_attempt(job, now)
-        running = current.shape if current is not None else {}
+        running = self._so_far(current.shape, ended=current.stopped_at <= now) if current is not None else {}
         kind = job.definition.kind
         if kind == "eks":
             detail["eksAttempts"] = attempts
@@ -245,6 +246,28 @@ class Shapes:
         elif job.array_index is not None:
             detail["arrayProperties"] = {"index": job.array_index}
         return detail
+
+    @staticmethod
+    def _so_far(attempt: Mapping[str, Any], *, ended: bool) -> dict[str, Any]:
+        """An attempt as it stands: exit codes and reasons exist only once it ended ("returned upon completion")."""
+        if ended:
+            return dict(attempt)
+        outcome = ("exitCode", "reason")
+
+        def running(container: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in container.items() if k not in outcome}
+
+        shape = dict(attempt)
+        if "container" in shape:
+            shape["container"] = running(shape["container"])
+        if "taskProperties" in shape:
+            shape["taskProperties"] = [
+                {**task, "containers": [running(c) for c in task["containers"]]} for task in shape["taskProperties"]
+            ]
+        for key in ("containers", "initContainers"):
+            if key in shape:
+                shape[key] = [running(c) for c in shape[key]]
+        return shape
 
     def _container(self, job: Job, running: Mapping[str, Any]) -> dict[str, Any]:
         if job.node_index is not None:

@@ -356,3 +356,116 @@ def test_the_emulator_imports_no_provider_code() -> None:
                     offenders.append(f"{module.name}: {name}")
     assert offenders == []
     assert PROVIDER_MODULES  # the modules that must stay out, for the reader
+
+
+# -- found by an adversarial review against the service's documentation ------------------------------------------
+
+
+def test_no_exit_code_before_the_attempt_ends() -> None:
+    """``exitCode`` is "returned upon completion": a running job shows none, whatever the kind."""
+    with BatchEmulator(profile="realistic", behaviours={"visibility_lag_seconds": 0}) as emu:
+        emu.setup()
+        emu.setup(definitions=("ecsdef",), kind="ecs")
+        emu.setup(definitions=("eksdef",), kind="eks")
+        emu.add_outcome({"attempts": [{"exit_code": 3, "reason": "boom", "duration": 60}]})
+        ids = [emu.submit("c"), emu.submit("e", definition="ecsdef"), emu.submit("k", definition="eksdef")]
+        emu.advance(1 + 1 + 2 + 2 + 5)  # RUNNING, 55 s to go
+        client = emu.client()
+        container, ecs, eks = client.describe_jobs(jobs=ids)["jobs"]
+        assert {container["status"], ecs["status"], eks["status"]} == {"RUNNING"}
+        assert "exitCode" not in container["container"] and "reason" not in container["container"]
+        assert container["container"]["logStreamName"]  # what exists while running is there
+        assert all("exitCode" not in c for c in ecs["ecsProperties"]["taskProperties"][0]["containers"])
+        assert all("exitCode" not in c for c in eks["eksProperties"]["podProperties"]["containers"])
+        emu.advance(60)
+        container, ecs, _ = client.describe_jobs(jobs=ids)["jobs"]
+        assert container["container"]["exitCode"] == 3
+        assert ecs["ecsProperties"]["taskProperties"][0]["containers"][0]["exitCode"] == 3
+
+
+def test_a_cancelled_array_parent_is_cancelled_once_its_running_children_complete(
+    batch_emulator: BatchEmulator, batch_client: Any
+) -> None:
+    parent = batch_emulator.submit("arr", arrayProperties={"size": 2})
+    batch_emulator.advance(8)  # the children are RUNNING: a cancel does not stop them
+    batch_client.cancel_job(jobId=parent, reason="stop the array")
+    batch_emulator.advance(100)
+    children = batch_client.list_jobs(arrayJobId=parent, jobStatus="SUCCEEDED")["jobSummaryList"]
+    assert len(children) == 2
+    (detail,) = batch_client.describe_jobs(jobs=[parent])["jobs"]
+    assert (detail["status"], detail["statusReason"], detail.get("isCancelled")) == ("FAILED", "stop the array", True)
+
+
+def test_a_cancel_of_a_running_multi_node_job_does_nothing(batch_emulator: BatchEmulator, batch_client: Any) -> None:
+    batch_emulator.model.register_job_definition(definition_body("mnp", "multinode", num_nodes=2))
+    batch_emulator.add_outcome({"attempts": [{"exit_code": 2, "duration": 30}]}, name="mpi")
+    job = batch_emulator.submit("mpi", definition="mnp")
+    batch_emulator.advance(10)
+    assert _statuses_over(batch_emulator, job, 1) == ["RUNNING"]
+    batch_client.cancel_job(jobId=job, reason="too late")
+    batch_emulator.advance(100)
+    (detail,) = batch_client.describe_jobs(jobs=[job])["jobs"]
+    assert detail["status"] == "FAILED" and "isCancelled" not in detail  # it failed on its own
+
+
+def test_a_pending_job_is_cancelled_after_its_dependencies_complete(
+    batch_emulator: BatchEmulator, batch_client: Any
+) -> None:
+    batch_emulator.add_outcome({"attempts": [{"exit_code": 0, "duration": 100}]}, name="long")
+    upstream = batch_emulator.submit("long")
+    waiting = batch_emulator.submit("after", dependsOn=[{"jobId": upstream}])
+    batch_emulator.advance(5)
+    batch_client.cancel_job(jobId=waiting, reason="not needed")
+    batch_emulator.advance(1)
+    assert batch_client.describe_jobs(jobs=[waiting])["jobs"][0]["status"] == "PENDING"
+    batch_emulator.advance(120)  # the dependency has completed
+    (detail,) = batch_client.describe_jobs(jobs=[waiting])["jobs"]
+    assert (detail["status"], detail["isCancelled"]) == ("FAILED", True)
+    assert "attempts" in detail and detail["attempts"] == []
+
+
+def test_terminate_of_a_job_that_has_not_started_cancels_it(batch_emulator: BatchEmulator, batch_client: Any) -> None:
+    job = batch_emulator.submit("early")
+    batch_client.terminate_job(jobId=job, reason="never mind")
+    (detail,) = batch_client.describe_jobs(jobs=[job])["jobs"]
+    assert detail["status"] == "FAILED" and detail.get("isCancelled") is True and "isTerminated" not in detail
+
+
+def test_array_children_are_not_seen_before_their_parent() -> None:
+    with BatchEmulator(behaviours={"visibility_lag_seconds": 5}) as emu:
+        emu.setup()
+        parent = emu.submit("fan", arrayProperties={"size": 2})
+        emu.advance(2)  # the children exist, the parent is not visible yet
+        client = emu.client()
+        assert client.describe_jobs(jobs=[parent, f"{parent}:0"])["jobs"] == []
+        emu.advance(3)
+        assert len(client.describe_jobs(jobs=[parent, f"{parent}:0"])["jobs"]) == 2
+        (summary,) = client.list_jobs(jobQueue="queue", filters=AFTER_0)["jobSummaryList"]
+        assert summary["arrayProperties"]["statusSummaryLastUpdatedAt"] == emu.now_ms()
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "message"),
+    [
+        ({"retryStrategy": {"attempts": 0}}, "between 1 and 10"),
+        ({"retryStrategy": {"attempts": 11}}, "between 1 and 10"),
+        ({"dependsOn": [{"type": "SEQUENTIAL"}]}, "does not model dependsOn"),
+    ],
+)
+def test_submit_limits(batch_client: Any, request_fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ClientError) as err:
+        batch_client.submit_job(jobName="j", jobQueue="queue", jobDefinition="jobdef", **request_fields)
+    assert err.value.response["Error"]["Code"] == "ClientException" and message in str(err.value)
+
+
+def test_odd_input_is_an_error_answer_not_a_dropped_connection(
+    batch_emulator: BatchEmulator, batch_client: Any
+) -> None:
+    import requests
+
+    with pytest.raises(ClientError) as err:
+        batch_client.list_jobs(jobQueue="queue", filters=[{"name": "AFTER_CREATED_AT", "values": ["\u00b2"]}])
+    assert err.value.response["Error"]["Code"] == "ClientException"
+    resp = requests.post(batch_emulator.endpoint_url + "/v1/listjobs", data=b"{not json", timeout=5)
+    assert resp.status_code == 400 and resp.json()["__type"] == "SerializationException"
+    assert resp.headers["x-amzn-RequestId"]
