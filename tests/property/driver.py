@@ -190,7 +190,8 @@ class Triggerer:
         return tracked
 
     async def sleep(self, seconds: float) -> None:
-        if self.polls_left is not None and self.polls >= self.polls_left:
+        past_horizon = self.emu.now_ms() - START_MS >= HORIZON_S * 1000
+        if past_horizon or (self.polls_left is not None and self.polls >= self.polls_left):
             self.dead.set()
             await asyncio.Event().wait()  # never wakes: the process is gone
         self.stops.advance(self.emu, seconds)
