@@ -157,13 +157,9 @@ class Shapes:
         if attempts and status in TERMINAL_STATUSES:
             # ECS properties: the first essential container; EKS: the main container, else a failed init (our reading)
             summary["container"] = pick(self.deciding_container(job, attempts[-1].shape), "exitCode", "reason")
-        if job.array_size:
-            summary["arrayProperties"] = {"size": job.array_size}
-            if job.children and life.timeline(job).release_at is not None:
-                summary["arrayProperties"]["statusSummary"] = life.status_summary(job, now)
-                summary["arrayProperties"]["statusSummaryLastUpdatedAt"] = life.summary_time(job, now)
-        elif job.array_index is not None:
-            summary["arrayProperties"] = {"index": job.array_index}
+        array = self.array_properties(life, job, now)
+        if array is not None:
+            summary["arrayProperties"] = array
         if job.num_nodes:
             summary["nodeProperties"] = {"numNodes": job.num_nodes}
         elif job.node_index is not None and job.parent is not None:
@@ -238,14 +234,21 @@ class Shapes:
                 "nodeIndex": job.node_index,
                 "isMainNode": job.node_index == self.main_node(job.parent),
             }
-        if job.array_size:
-            detail["arrayProperties"] = {"size": job.array_size}
-            if job.children and life.timeline(job).release_at is not None:
-                detail["arrayProperties"]["statusSummary"] = life.status_summary(job, now)
-                detail["arrayProperties"]["statusSummaryLastUpdatedAt"] = life.summary_time(job, now)
-        elif job.array_index is not None:
-            detail["arrayProperties"] = {"index": job.array_index}
+        array = self.array_properties(life, job, now)
+        if array is not None:
+            detail["arrayProperties"] = array
         return detail
+
+    @staticmethod
+    def array_properties(life: Lifecycle, job: Job, now: int) -> dict[str, Any] | None:
+        """A parent's size and (once its children exist) their lagging status summary; a child's index."""
+        if job.array_size:
+            properties: dict[str, Any] = {"size": job.array_size}
+            if job.children and life.timeline(job).release_at is not None:
+                properties["statusSummary"] = life.status_summary(job, now)
+                properties["statusSummaryLastUpdatedAt"] = life.summary_time(job, now)
+            return properties
+        return {"index": job.array_index} if job.array_index is not None else None
 
     @staticmethod
     def _so_far(attempt: Mapping[str, Any], *, ended: bool) -> dict[str, Any]:
