@@ -113,7 +113,10 @@ class Policy:
         return cls.build(**data)
 
     def outcome(self, job: JobView) -> str:
-        """'success', 'skip' or 'failure' for a finished job."""
+        """'success', 'skip' or 'failure' for a finished job. A job cancelled or terminated (e.g. while waiting for its
+        retry) is a failure: its last attempt's exit code is not how it ended."""
+        if job.status == "FAILED" and (job.is_cancelled or job.is_terminated):
+            return "failure"
         code = job.final_exit_code
         if code is not None and code in self.skip_exit_codes:
             return "skip"

@@ -1,0 +1,47 @@
+"""Histories the property test found, kept as ordinary tests (each failed on the code before its fix)."""
+
+from __future__ import annotations
+
+from .driver import play
+from .histories import History, JobPlan
+from .oracle import check
+
+
+def test_a_job_terminated_while_waiting_for_its_retry_is_no_success() -> None:
+    """Attempt 1 exited 4 (a success exit code), the job went back to RUNNABLE for its retry and was terminated
+    there: it ended FAILED by the terminate, not with exit code 4. Found by make fuzz (seed 2002, history 103);
+    the sensor said SUCCESS."""
+    history = History(
+        jobs=(
+            JobPlan(
+                name="etl-0",
+                submit_at=0.0,
+                exit_codes=(4, 0, 4),
+                attempts=3,
+                evaluate_on_exit=False,
+                duration=12.0,
+                runnable=8.0,
+                stop_after=29.6,
+                stop_how="terminate",
+            ),
+        ),
+        behaviours={"visibility_lag_seconds": 10.0, "summary_lag_seconds": 20.0, "grouped_listing": False},
+        retention_seconds=300.0,
+        faults=(),
+        mode="poke",
+        interval=15.0,
+        restart_after_polls=None,
+        policy={
+            "match": "latest",
+            "min_jobs": 1,
+            "success_exit_codes": [4],
+            "skip_exit_codes": [],
+            "max_failed_jobs": 0,
+            "fail_fast": True,
+            "include_array_children": False,
+        },
+        seed=1002,
+    )
+    emu, result = play(history)
+    assert result.verdict == "FAILURE", result
+    check(emu, history, result)
