@@ -37,7 +37,7 @@ from airflow_batch_jobs.policy import Decision, Policy, Verdict, judge, stuck_jo
 from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES, JobQuery
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 
     from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook, Known, PageStop
 
@@ -75,6 +75,11 @@ LISTING_LAG_MS = 5 * 60 * 1000
 # Marks an array child known only from its parent's statusSummary (it aged out of ListJobs before this wait saw it):
 # never described (the service no longer knows it), and named for what is known of it.
 AGED_OUT = "agedOutOfListJobs"
+
+# Marks a finished job that an earlier instance of this wait saw (a reschedule try, through task_state_store; the poke
+# before deferring, through the trigger's kwargs: see airflow_batch_jobs.wait_state). Judged as it was seen; never
+# described while the listing does not return it (it aged out); a listing's own copy replaces it.
+REMEMBERED = "rememberedFromAnEarlierPoll"
 
 
 class IncompleteListingError(Exception):
@@ -288,7 +293,11 @@ class DescribedJobs:
         """Finished jobs not yet described, in full calls of 100 (or ``all_of_them``); never stand-ins for aged-out
         children, which the service no longer knows."""
         views = self.views
-        ids = [j["jobId"] for j in jobs if is_finished(j) and j["jobId"] not in views and not is_aged_out(j)]
+        ids = [
+            j["jobId"]
+            for j in jobs
+            if is_finished(j) and j["jobId"] not in views and not is_aged_out(j) and not j.get(REMEMBERED)
+        ]
         return ids if all_of_them else ids[: len(ids) // DESCRIBE_JOBS_MAX_IDS * DESCRIBE_JOBS_MAX_IDS]
 
     def absorb(self, details: Iterable[Mapping[str, Any]]) -> None:
@@ -328,6 +337,19 @@ class FinishedJobs:
         counts = Counter(str(job.get("status")) for job in self._jobs.get(listing, {}).values())
         counts.update(self._aged_out.get(listing, Counter()))
         return counts
+
+    # -- for a wait's memory that outlives one operator instance (airflow_batch_jobs.wait_state) -------------------
+    def remembered(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every finished job kept, with the listing that returned it."""
+        for listing, jobs in self._jobs.items():
+            for job in jobs.values():
+                yield listing, job
+
+    def remember(self, listing: str, jobs: Iterable[dict[str, Any]]) -> None:
+        """Finished jobs an earlier instance of this wait saw; a job this listing already keeps keeps its copy."""
+        known = self._jobs.setdefault(listing, {})
+        for job in jobs:
+            known.setdefault(job["jobId"], job)
 
 
 class SettledPoint:
@@ -648,6 +670,18 @@ class RunnablePeriods:
             stops = [attempt.stopped_at for attempt in job.attempts if attempt.stopped_at is not None]
             if stops and max(stops) > self.since[job.job_id]:
                 self.since[job.job_id] = max(stops)
+
+    # -- for a wait's memory that outlives one operator instance (airflow_batch_jobs.wait_state) -------------------
+    def periods(self) -> dict[str, tuple[int, int | None]]:
+        """Each RUNNABLE job's period: when it began, and the ``startedAt`` of its last RUNNABLE sighting."""
+        return {job_id: (since, self._started.get(job_id)) for job_id, since in self.since.items()}
+
+    def resume(self, periods: Mapping[str, tuple[int, int | None]]) -> None:
+        """Periods an earlier instance of this wait saw begin (before this one's first poll)."""
+        for job_id, (since, started) in periods.items():
+            if job_id not in self.since:
+                self.since[job_id] = since
+                self._started[job_id] = started
 
 
 class JobWatch:

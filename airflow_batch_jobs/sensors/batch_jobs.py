@@ -21,6 +21,7 @@ from airflow_batch_jobs.arguments import QUERY_FIELDS, BatchJobsVerdictMixin
 from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+from airflow_batch_jobs.wait_state import Continuity, StoredWait, WaitMemory, fingerprint
 from airflow_batch_jobs.watch import JobWatch, first_try_began_ms, is_transient, verdict_event
 
 if TYPE_CHECKING:
@@ -49,6 +50,12 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
     ``fail_fast=False``, once the other jobs have finished). The wait begins at the first poke (poke mode, and before
     deferring: the trigger carries that moment), or at the first try in reschedule mode (as Airflow records it for
     ``timeout``).
+
+    Reschedule mode builds a new sensor for every try: what the tries must share (the failed jobs seen, which may age
+    out of ListJobs before the verdict; the poll errors in a row; when each RUNNABLE job's wait began) is kept in
+    Airflow's ``task_state_store`` (Airflow >= 3.3), and handed to the trigger in its kwargs when deferring. Where a
+    try cannot know what earlier ones saw (no ``task_state_store``), it refuses a success it cannot prove: see
+    :mod:`airflow_batch_jobs.wait_state`.
     """
 
     template_fields: Sequence[str] = QUERY_FIELDS
@@ -122,6 +129,10 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
         self._init_connection(aws_conn_id, region_name, verify, botocore_config)
         self._watch: JobWatch | None = None
         self._poll_errors = 0
+        # what this instance may not know of earlier ones (a new wait: nothing), and where it keeps what it learns
+        self._continuity = Continuity()
+        self._stored: StoredWait | None = None
+        self._seen_ms: int | None = None  # when this instance's last successful listing began
 
     @property
     def watch(self) -> JobWatch:
@@ -153,6 +164,12 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
                 verify=self.verify,
                 botocore_config=self.botocore_config,
                 wait_began_ms=self.watch.began_ms,
+                memory=WaitMemory.capture(
+                    self.watch,
+                    fingerprint=fingerprint(self.watch.query, self.policy),
+                    seen_ms=self._seen_ms,
+                    continuity=self._continuity,
+                ).to_json(),
             ),
             method_name="execute_complete",
             # the sensor's timeout counts from the start of the task, the first poke included
@@ -183,8 +200,11 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         watch = self.watch  # the rendered arguments are checked here, before any AWS call
-        if self.mode == "reschedule" and watch.query.job_ids:  # a new sensor each try: the wait began at the first
-            watch.wait_began(first_try_began_ms(context))
+        if self.mode == "reschedule" and self._stored is None:  # a new sensor each try: resume the earlier tries
+            if watch.query.job_ids:  # the wait began at the first try
+                watch.wait_began(first_try_began_ms(context))
+            self._resume(context)
+        listed_at = watch.clock()
         try:
             decision = watch.poll(self.hook)
         except Exception as err:
@@ -196,13 +216,33 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
             if self._poll_errors >= self.max_poll_errors:
                 raise AirflowFailException(f"{self._poll_errors} polls in a row failed; last error: {err}") from err
             self.log.warning("Poll failed (%s); no verdict, asking again at the next poke.", err)
+            self._keep(seen_ms=None)
             return False
         self._poll_errors = 0
+        self._seen_ms = listed_at
+        self._continuity.listed(listed_at)
+        decision = self._continuity.guard(decision, watch.query, self.policy, watch.clock())
         self.log.info(watch.progress(decision))
         if decision.verdict is Verdict.WAITING:
+            self._keep(seen_ms=listed_at)
             return False
         records = self.finish(context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
         return PokeReturnValue(is_done=True, xcom_value=records if self.xcom_detail != "none" else None)
+
+    def _resume(self, context: Any) -> None:
+        """A reschedule try: what the earlier tries kept in task_state_store, or what this try cannot know."""
+        self._stored = StoredWait(context, fingerprint(self.watch.query, self.policy), float(self.timeout))
+        self._continuity, self._poll_errors, warning = self._stored.resume(self.watch)
+        if warning:
+            self.log.warning(warning)
+
+    def _keep(self, *, seen_ms: int | None) -> None:
+        """A reschedule try ends without a verdict: keep what the next one needs."""
+        if self._stored is None:
+            return
+        warning = self._stored.keep(self.watch, self._continuity, seen_ms=seen_ms, poll_errors=self._poll_errors)
+        if warning:
+            self.log.warning("%s; the next try judges with what was kept before.", warning)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
         if not event:

@@ -11,6 +11,7 @@ from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import Policy, Verdict
 from airflow_batch_jobs.query import JobQuery
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll, poll_key
+from airflow_batch_jobs.wait_state import Continuity, WaitMemory
 from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, verdict_event
 
 if TYPE_CHECKING:
@@ -24,6 +25,12 @@ class BatchJobsTrigger(BaseTrigger):
     The event is ``{"status": "success" | "skip" | "failure" | "error", "message", "records", "cut"}``; an error
     that is no answer from AWS (a bug of ours) also carries ``"internal": True``. ``wait_began_ms``: when the wait
     began (the sensor's first poke), from which ids of ``job_ids`` unknown to AWS Batch are given their time.
+
+    ``memory``: what the poke before deferring saw that the verdict needs (failed jobs, which may age out of ListJobs
+    before the trigger polls; RUNNABLE periods), as :class:`~airflow_batch_jobs.wait_state.WaitMemory` JSON. What the
+    trigger learns itself is lost with its process; a rebuilt trigger lists it again, as the service keeps finished
+    jobs for days (``RETENTION_MIN_S``). One rebuilt later than that after the poke's listing refuses a success it
+    cannot prove (:class:`~airflow_batch_jobs.wait_state.Continuity`).
     """
 
     def __init__(
@@ -40,6 +47,7 @@ class BatchJobsTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
         wait_began_ms: int | None = None,
+        memory: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.query = query
@@ -53,6 +61,7 @@ class BatchJobsTrigger(BaseTrigger):
         self.verify = verify
         self.botocore_config = botocore_config
         self.wait_began_ms = wait_began_ms
+        self.memory = memory
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -69,6 +78,7 @@ class BatchJobsTrigger(BaseTrigger):
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
                 "wait_began_ms": self.wait_began_ms,
+                "memory": self.memory,
             },
         )
 
@@ -88,6 +98,8 @@ class BatchJobsTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         query, policy = JobQuery.from_dict(self.query), Policy.from_dict(self.policy)
+        memory = WaitMemory.from_json(self.memory) if self.memory else None
+        continuity = Continuity.for_trigger(memory, self.wait_began_ms)
         async with SharedPoll.subscribe(
             self.poll_key(),
             self.connection_key(),
@@ -97,12 +109,18 @@ class BatchJobsTrigger(BaseTrigger):
         ) as poll:
             watch = JobWatch(query, policy, listing=poll.listing, began_ms=self.wait_began_ms)
             version, errors = poll.version, 0
+            if memory is not None:
+                memory.restore(watch)  # into the shared listing: facts about the query's jobs, whoever waits on them
+                if memory.finished and poll.subscribers > 1:  # a poll of the loop joined may predate the restore
+                    version += 1
             while True:
                 version, result = await poll.next_result(version)
                 try:
                     if isinstance(result, Exception):
                         raise result
+                    continuity.listed(watch.clock())  # no earlier than the listing began
                     decision = await watch.ajudge(result, poll.hook, poll.client)
+                    decision = continuity.guard(decision, query, policy, watch.clock())
                 except Exception as err:
                     if isinstance(err, ClientError) and not is_transient(err):
                         yield TriggerEvent({"status": "error", "message": f"AWS Batch rejected the request: {err}"})
