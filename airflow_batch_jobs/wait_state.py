@@ -423,14 +423,16 @@ def wait_round(context: Mapping[str, Any]) -> int | None:
     return max_tries - retries + 1 if max_tries is not None and retries is not None else None
 
 
-def earlier_tries(context: Mapping[str, Any]) -> bool:
-    """Whether earlier tries of this wait may have run: a reschedule, or a retry in the same round. True when the
-    context does not say (not a Task SDK context)."""
+def earlier_tries(context: Mapping[str, Any]) -> bool | None:
+    """Whether earlier tries of this wait ran: a reschedule, or a retry in the same round. None when the context does
+    not say (not a Task SDK context): a reschedule is then known only by the memory it left."""
     reschedules = _int(context.get("task_reschedule_count"))
+    if reschedules is not None and reschedules > 0:
+        return True
     try_number, first = _int(getattr(context.get("ti"), "try_number", None)), wait_round(context)
     if reschedules is None or try_number is None or first is None:
-        return True
-    return reschedules > 0 or try_number > first
+        return None
+    return try_number > first
 
 
 class StoredWait:
@@ -451,8 +453,10 @@ class StoredWait:
 
     def resume(self, watch: JobWatch) -> tuple[Continuity, int, str | None]:
         """Restore the earlier tries' memory into ``watch``: (what this try may not know, the poll errors in a row
-        so far, a warning to log)."""
-        if not self.earlier:
+        so far, a warning to log). A context that does not say whether earlier tries ran counts as a later try
+        without a store, and as the first one with a store that holds no memory of this wait (every try stores
+        one)."""
+        if self.earlier is False:
             return Continuity(), 0, None
         continuity = Continuity(earlier=True, since_ms=self.first_try_ms, bound_ms=self.bound_ms)
         if self.store is None:
@@ -470,6 +474,8 @@ class StoredWait:
         if memory is not None and memory.wait == self.wait and memory.fingerprint != self.fingerprint:
             return Continuity(), 0, None  # the earlier tries asked another question (a changed DAG): this one begins
         if memory is None or memory.wait != self.wait:
+            if self.earlier is None:
+                return Continuity(), 0, None
             continuity.outcomes_unknown = "task_state_store holds no memory of the earlier tries of this wait"
             return continuity, 0, None
         memory.restore(watch)

@@ -412,3 +412,18 @@ def test_a_rebuilt_trigger_succeeds_when_nothing_can_be_missing(emu: BatchEmulat
     emu.advance(600)  # far less than the 7 days the service keeps finished jobs
     event = run_trigger(emu, kwargs, step=60)
     assert event["status"] == "success", event["message"]
+
+
+def test_a_context_that_does_not_say_which_try_it_is_counts_on_the_store() -> None:
+    """Not a Task SDK context (no task_reschedule_count, no try number): with a store, a try that finds no memory of
+    this wait is its first (every try leaves one); without one, any try may be a later one."""
+    from airflow_batch_jobs.policy import Policy
+    from airflow_batch_jobs.query import JobQuery
+    from airflow_batch_jobs.wait_state import StoredWait
+    from airflow_batch_jobs.watch import JobWatch
+
+    watch = JobWatch(JobQuery.build(job_queue="queue"), Policy.build(fail_fast=False))
+    bare = {"ti": mock.MagicMock()}
+    with_store, _, _ = StoredWait({**bare, "task_state_store": FakeTaskStateStore()}, "f", 600).resume(watch)
+    without, _, _ = StoredWait(bare, "f", 600).resume(watch)
+    assert not with_store.earlier and without.earlier and without.outcomes_unknown
