@@ -31,28 +31,11 @@ from airflow_batch_jobs.triggers.shared_poll import SharedPoll
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+from tests.fake_task_state_store import FakeTaskStateStore
+
 RETENTION_S = 120  # how long the emulator keeps finished jobs in these tests
 NO_RETRY = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 NOT_PROVEN = "No verdict can be proven"
-
-
-class FakeTaskStateStore:
-    """``get`` / ``set`` / ``delete`` as ``airflow.sdk.execution_time.context.TaskStateStoreAccessor`` has them: values
-    must be JSON-native (kept as JSON text, as the metadata database keeps them)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.values[key]) if key in self.values else default
-
-    def set(self, key: str, value: Any, *, retention: dt.timedelta | None = None) -> None:
-        if value is None:
-            raise ValueError("Cannot set value as None")
-        self.values[key] = json.dumps(value)
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 @pytest.fixture

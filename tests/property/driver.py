@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from airflow_batch_jobs.testing import BatchEmulator
 from airflow_batch_jobs.testing.clock import ManualClock
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll
+from tests.fake_task_state_store import FakeTaskStateStore
 
 from .histories import RETRY_137_THEN_EXIT, SKIP_CODE, SUCCESS_CODE, History, JobPlan
 
@@ -119,29 +119,11 @@ def connection(emu: BatchEmulator) -> Iterator[None]:
         yield
 
 
-class TaskStateStore:
-    """Airflow 3.3's ``task_state_store`` as a reschedule try sees it: JSON values kept between tries of one task."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return json.loads(self.values[key]) if key in self.values else default
-
-    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
-        if value is None:
-            raise ValueError("Cannot set value as None")
-        self.values[key] = json.dumps(value)
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-
 def context() -> dict[str, Any]:
     ti = mock.MagicMock()
     ti.pushed = {}
     ti.xcom_push.side_effect = lambda key, value: ti.pushed.__setitem__(key, value)
-    return {"ti": ti, "task_state_store": TaskStateStore()}
+    return {"ti": ti, "task_state_store": FakeTaskStateStore()}
 
 
 def sensor(history: History, **kwargs: Any) -> BatchJobsSensor:
