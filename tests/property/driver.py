@@ -119,11 +119,26 @@ def connection(emu: BatchEmulator) -> Iterator[None]:
         yield
 
 
-def context() -> dict[str, Any]:
-    ti = mock.MagicMock()
-    ti.pushed = {}
-    ti.xcom_push.side_effect = lambda key, value: ti.pushed.__setitem__(key, value)
-    return {"ti": ti, "task_state_store": FakeTaskStateStore()}
+class Contexts:
+    """The task context of each try, as the Task SDK gives it: one task instance (its XCom pushes kept) in the first
+    try of its round, ``task_reschedule_count`` counting the reschedules, and a ``task_state_store`` shared by the
+    tries when the history's Airflow has one (3.3 and later)."""
+
+    def __init__(self, history: History) -> None:
+        self.ti = mock.MagicMock(try_number=1, max_tries=0)
+        self.ti.task.retries = 0
+        self.ti.get_first_reschedule_date.return_value = None
+        self.ti.pushed = {}
+        self.ti.xcom_push.side_effect = lambda key, value: self.ti.pushed.__setitem__(key, value)
+        self.store = FakeTaskStateStore() if history.state_store else None
+        self.tries = 0
+
+    def next_try(self) -> dict[str, Any]:
+        ctx: dict[str, Any] = {"ti": self.ti, "task_reschedule_count": self.tries}
+        if self.store is not None:
+            ctx["task_state_store"] = self.store
+        self.tries += 1
+        return ctx
 
 
 def sensor(history: History, **kwargs: Any) -> BatchJobsSensor:
@@ -145,9 +160,9 @@ def _ended(ctx: dict[str, Any], emu: BatchEmulator, verdict: str, polls: int, me
     return Outcome(verdict, emu.now_ms(), ctx["ti"].pushed.get("return_value"), message, polls)
 
 
-def _poke(make: Any, ctx: dict[str, Any], emu: BatchEmulator, stops: Stops, history: History) -> Outcome:
+def _poke(make: Any, contexts: Contexts, emu: BatchEmulator, stops: Stops, history: History) -> Outcome:
     polls = 0
-    task = make()
+    task, ctx = make(), contexts.next_try()
     while emu.now_ms() - START_MS < HORIZON_S * 1000:
         polls += 1
         try:
@@ -160,7 +175,7 @@ def _poke(make: Any, ctx: dict[str, Any], emu: BatchEmulator, stops: Stops, hist
             return Outcome("SUCCESS", emu.now_ms(), getattr(result, "xcom_value", None), "", polls)
         stops.advance(emu, history.interval)
         if history.mode == "reschedule":
-            task = make()
+            task, ctx = make(), contexts.next_try()
     return _ended(ctx, emu, "NONE", polls)
 
 
@@ -222,8 +237,8 @@ class Triggerer:
             return None
 
 
-def _deferrable(ctx: dict[str, Any], emu: BatchEmulator, stops: Stops, history: History) -> Outcome:
-    task = sensor(history, deferrable=True)
+def _deferrable(contexts: Contexts, emu: BatchEmulator, stops: Stops, history: History) -> Outcome:
+    task, ctx = sensor(history, deferrable=True), contexts.next_try()
     try:
         records = task.execute(ctx)
         return Outcome("SUCCESS", emu.now_ms(), records, "", 1)
@@ -255,17 +270,28 @@ def _deferrable(ctx: dict[str, Any], emu: BatchEmulator, stops: Stops, history: 
         return Outcome("FAILURE", judged_at, ctx["ti"].pushed.get("return_value"), str(err), polls)
 
 
+@contextlib.contextmanager
+def emulated_time(emu: BatchEmulator, history: History) -> Iterator[None]:
+    """The provider's clock is the emulator's, and the retention it counts on is the history's (minutes standing in
+    for the service's days), so what it infers from time holds in the emulated world as it would in the real one."""
+    with (
+        mock.patch("airflow_batch_jobs.watch.wall_clock_ms", emu.now_ms),
+        mock.patch("airflow_batch_jobs.wait_state.RETENTION_MIN_S", history.retention_seconds),
+    ):
+        yield
+
+
 def play(history: History) -> tuple[BatchEmulator, Outcome]:
     """Run the wait; the emulator is returned stopped, its model still readable for the ground truth."""
     emu, stops = build(history)
     for operation, kind, rate in history.faults:
         emu.inject(operation, kind, rate=rate)
-    ctx = context()
-    with emu, connection(emu):
+    contexts = Contexts(history)
+    with emu, connection(emu), emulated_time(emu, history):
         if history.mode == "deferrable":
-            outcome = _deferrable(ctx, emu, stops, history)
+            outcome = _deferrable(contexts, emu, stops, history)
         else:
-            outcome = _poke(lambda: sensor(history, mode=history.mode), ctx, emu, stops, history)
+            outcome = _poke(lambda: sensor(history, mode=history.mode), contexts, emu, stops, history)
     return emu, outcome
 
 

@@ -48,6 +48,7 @@ class History:
     restart_after_polls: int | None  # deferrable: the triggerer restarts after this many polls
     policy: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    state_store: bool = True  # the context has a task_state_store (Airflow >= 3.3); without: Airflow 3.0 to 3.2
 
 
 def _job(index: int, draw: st.DrawFn) -> JobPlan:
@@ -118,4 +119,5 @@ def histories(draw: st.DrawFn) -> History:
         restart_after_polls=draw(st.one_of(st.none(), st.integers(1, 4))) if mode == "deferrable" else None,
         policy=policy,
         seed=draw(st.integers(0, 2**16)),
+        state_store=draw(st.booleans()) if mode == "reschedule" else True,
     )

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+# The refusal the README names (its "What the sensors promise under faults" section).
+NOT_PROVEN = "No verdict can be proven"
+
 if TYPE_CHECKING:
     from airflow_batch_jobs.testing import BatchEmulator
     from airflow_batch_jobs.testing.lifecycle import Job
@@ -103,6 +106,11 @@ def check(emu: BatchEmulator, history: History, result: Any) -> None:
     truth = GroundTruth(emu, history)
     policy = history.policy
     units = truth.units(result.at_ms)
+    if result.verdict == "FAILURE" and NOT_PROVEN in result.message:
+        # The README's refusal: a later reschedule try with no task_state_store cannot know what earlier tries saw,
+        # so it fails rather than succeed on what it may have forgotten. Only that try may refuse.
+        assert history.mode == "reschedule" and not history.state_store, f"refused with a memory: {result.message}"
+        return
     if result.verdict == "NONE":
         finished = truth.all_finished_by()
         if finished is not None:  # every job ended long before the horizon: only too few jobs may keep it waiting
