@@ -7,7 +7,9 @@ re-checks every condition locally (the pushed one too: backends such as moto ign
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,13 +36,14 @@ ALL_STATUSES = ACTIVE_STATUSES + TERMINAL_STATUSES
 MAX_PAGE_SIZE_WITH_FILTER = 100
 MAX_PAGE_SIZE_WITH_STATUS = 1000
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}\*?$")
-_DEFINITION_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}\*?$")
+# \Z, not $: $ also matches before a trailing newline, and 'etl-*\n' would pass, then match no job
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}\*?\Z")
+_DEFINITION_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}\*?\Z")
 _DEFINITION_ARN_RE = re.compile(
     r"^arn:(?P<partition>[a-z-]+):batch:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"job-definition/(?P<name>[A-Za-z0-9_-]{1,128}):(?P<revision>\d+)$"
+    r"job-definition/(?P<name>[A-Za-z0-9_-]{1,128}):(?P<revision>\d+)\Z"
 )
-_ARN_NAME_RE = re.compile(r"job-definition/(?P<name>[^:/]+)(?::(?P<revision>\d+))?$")
+_ARN_NAME_RE = re.compile(r"job-definition/(?P<name>[^:/]+)(?::(?P<revision>\d+))?\Z")
 
 SELECTOR_ARGUMENTS = ("job_queue", "array_job_id", "multi_node_job_id", "job_ids")
 
@@ -55,7 +58,12 @@ def created_at_filter_value(epoch_ms: int) -> str:
 
 
 def to_epoch_ms(value: object, argument: str) -> int:
-    """Accept a datetime (naive means UTC), an ISO-8601 string or epoch milliseconds; return epoch ms."""
+    """Accept a datetime (naive means UTC), an ISO-8601 string or epoch milliseconds; return epoch ms.
+
+    A moment between two milliseconds is rounded up: jobs are created on whole milliseconds, so ``createdAt >= t``
+    and ``createdAt < t`` hold exactly when they hold against ``ceil(t)``, and both ends of the half-open window
+    stay exact. Datetimes are converted with integer arithmetic (float seconds lose a millisecond after 2038).
+    """
     if isinstance(value, bool):
         raise InvalidQueryError(f"{argument}={value!r}: expected a datetime, ISO-8601 string or epoch ms.")
     if isinstance(value, int | float):
@@ -64,10 +72,9 @@ def to_epoch_ms(value: object, argument: str) -> int:
                 f"{argument}={value!r} looks like epoch seconds; pass epoch milliseconds "
                 f"({int(value * 1000)}) or a datetime."
             )
-        return int(value)
+        return math.ceil(value)
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-        return int(aware.timestamp() * 1000)
+        return _ceil_epoch_ms(value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC))
     if isinstance(value, dt.date):
         return to_epoch_ms(dt.datetime(value.year, value.month, value.day), argument)
     if isinstance(value, str):
@@ -83,10 +90,17 @@ def to_epoch_ms(value: object, argument: str) -> int:
             ) from err
         if not isinstance(parsed, dt.datetime):
             raise InvalidQueryError(f"{argument}={value!r} is not a point in time; give a date and time.")
-        return int(parsed.timestamp() * 1000)
+        return _ceil_epoch_ms(parsed)
     raise InvalidQueryError(
         f"{argument}={value!r} (a {type(value).__name__}): expected a datetime, ISO-8601 string or epoch ms."
     )
+
+
+def _ceil_epoch_ms(aware: dt.datetime) -> int:
+    """An aware datetime as epoch ms, rounded up, in integers (whole seconds by timegm, then microseconds)."""
+    utc = aware.astimezone(dt.UTC)
+    epoch_us = calendar.timegm(utc.timetuple()) * 1_000_000 + utc.microsecond
+    return -(-epoch_us // 1000)
 
 
 def name_matches(pattern: str, job_name: str) -> bool:

@@ -167,3 +167,50 @@ def test_round_trip_and_dedup_of_ids() -> None:
     query = JobQuery.build(job_ids=["b", "a", "b"], created_after="2026-11-21T00:00:00Z")
     assert query.job_ids == ("b", "a")
     assert JobQuery.from_dict(query.to_dict()) == query
+
+
+BASE_MS = 1795226400000  # 2026-11-21T02:00:00Z
+
+
+@pytest.mark.parametrize(
+    "half_ms_later",
+    [
+        dt.datetime(2026, 11, 21, 2, 0, 0, 500, tzinfo=dt.UTC),
+        "2026-11-21 02:00:00.000500+00:00",  # how {{ dag_run.run_after }} renders
+        pendulum.datetime(2026, 11, 21, 3, 0, 0, 500, tz="Europe/Paris"),
+    ],
+)
+def test_created_at_window_stays_half_open_below_the_millisecond(half_ms_later: object) -> None:
+    """Bounds carry microseconds; jobs are created on whole milliseconds. A job 0.5 ms before created_before is in
+    the window, one 0.5 ms before created_after is not (truncating the bound to the millisecond did the reverse)."""
+    job = {"jobId": "j", "jobName": "n", "createdAt": BASE_MS}
+    assert JobQuery.build(job_queue="q", created_before=half_ms_later).matches(job)
+    assert not JobQuery.build(job_queue="q", created_after=half_ms_later).matches(job)
+    assert JobQuery.build(job_queue="q", created_after=half_ms_later).matches({**job, "createdAt": BASE_MS + 1})
+    assert not JobQuery.build(job_queue="q", created_before=half_ms_later).matches({**job, "createdAt": BASE_MS + 1})
+
+
+@pytest.mark.parametrize("millis", [2, 3, 9, 123, 999])
+def test_dates_after_2038_keep_every_millisecond(millis: int) -> None:
+    """Float seconds lose a millisecond for some instants after 2038 (2039-01-01T00:00:00.002 gave ...001)."""
+    moment = dt.datetime(2039, 1, 1, 0, 0, 0, millis * 1000, tzinfo=dt.UTC)
+    expected = 2177452800000 + millis
+    assert to_epoch_ms(moment, "created_after") == expected
+    assert to_epoch_ms(moment.isoformat(), "created_after") == expected
+    assert to_epoch_ms(float(expected), "created_after") == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"job_name": "etl-*\n"}, "job_name='etl-*\\n'"),
+        ({"job_name": "etl\n"}, "job_name='etl\\n'"),
+        ({"job_definition": "jd1\n"}, "job_definition='jd1\\n'"),
+        ({"job_definition": ARN + "\n"}, "an ARN must be"),
+    ],
+)
+def test_a_trailing_newline_is_rejected_not_matched_against_nothing(kwargs: dict[str, str], needle: str) -> None:
+    """``$`` accepts a trailing newline; such a name passed validation and then matched no job."""
+    with pytest.raises(InvalidQueryError) as err:
+        JobQuery.build(job_queue="q", **kwargs)  # type: ignore[arg-type]
+    assert needle in str(err.value)
