@@ -39,9 +39,9 @@ class DescribeResult:
     missing: list[str] = field(default_factory=list)
 
 
-def unique_ids(job_ids: Iterable[str]) -> list[str]:
-    """Ids in first-seen order, each once."""
-    return list(dict.fromkeys(job_ids))
+def unique_ids(job_ids: Iterable[str] | str) -> list[str]:
+    """Ids in first-seen order, each once; a string is one id (not its characters)."""
+    return [job_ids] if isinstance(job_ids, str) else list(dict.fromkeys(job_ids))
 
 
 def id_chunks(job_ids: Sequence[str]) -> Iterator[list[str]]:
@@ -130,8 +130,8 @@ class BatchJobsHook(AwsBaseHook):
             if stop is not None and stop(summaries):
                 return
 
-    def describe_jobs(self, job_ids: Iterable[str]) -> DescribeResult:
-        """JobDetails for ``job_ids``, at most 100 per call, duplicates dropped, in request order."""
+    def describe_jobs(self, job_ids: Iterable[str] | str) -> DescribeResult:
+        """JobDetails for ``job_ids`` (one id, or many), at most 100 per call, duplicates dropped, in request order."""
         ids = unique_ids(job_ids)
         answers: list[dict[str, Any]] = []
         for chunk in id_chunks(ids):
@@ -168,7 +168,7 @@ class BatchJobsHook(AwsBaseHook):
                 break
         return jobs
 
-    async def adescribe_jobs(self, client: Any, job_ids: Iterable[str]) -> DescribeResult:
+    async def adescribe_jobs(self, client: Any, job_ids: Iterable[str] | str) -> DescribeResult:
         ids = unique_ids(job_ids)
         answers: list[dict[str, Any]] = []
         for chunk in id_chunks(ids):

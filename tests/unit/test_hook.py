@@ -56,3 +56,26 @@ def test_standard_retry_mode_unless_connection_sets_retries() -> None:
     assert BatchJobsHook(aws_conn_id=None).config.retries == {"mode": "standard"}
     custom = BatchJobsHook(aws_conn_id=None, config={"retries": {"mode": "adaptive", "max_attempts": 3}})
     assert custom.config.retries == {"mode": "adaptive", "max_attempts": 3}
+
+
+def test_describe_jobs_takes_a_single_id_as_one_id(hook_and_stub) -> None:
+    """A string is one id, not 36 one-letter ids (each reported missing)."""
+    hook, stub = hook_and_stub
+    job_id = "24fa2d7a-64c4-49d2-8b47-f8da4fbde8e9"
+    detail = {"jobId": job_id, "jobName": "n", "jobQueue": "q", "status": "RUNNING", "startedAt": 1,
+              "jobDefinition": "d"}  # fmt: skip
+    stub.add_response("describe_jobs", {"jobs": [detail]}, {"jobs": [job_id]})
+    result = hook.describe_jobs(job_id)
+    assert [j["jobId"] for j in result.jobs] == [job_id] and result.missing == []
+
+
+async def test_adescribe_jobs_takes_a_single_id_as_one_id() -> None:
+    asked: list[list[str]] = []
+
+    class Client:
+        async def describe_jobs(self, jobs: list[str]) -> dict:
+            asked.append(jobs)
+            return {"jobs": [{"jobId": "only"}]}
+
+    result = await BatchJobsHook(aws_conn_id=None).adescribe_jobs(Client(), "only")
+    assert asked == [["only"]] and result.missing == []
