@@ -3,7 +3,9 @@
 A hundred deferred sensors asking the same question cost the API calls of one: the first trigger to subscribe
 starts a poll loop (one aiobotocore client, one :class:`~airflow_batch_jobs.watch.JobListing`); each later one
 subscribes to its results and judges them with its own policy. The loop polls at the shortest interval among its
-subscribers, and stops when the last subscriber leaves. Nothing here is serialized: each trigger still carries
+subscribers, and stops when the last subscriber leaves. A subscriber with a shorter interval than the loop's cuts the
+current sleep short: the next poll comes one of its intervals after it joined (or sooner, if the sleep was due
+sooner), not at the end of a longer sleep begun before it came. Nothing here is serialized: each trigger still carries
 everything it needs, so a restarted triggerer simply forms the loops again.
 
 A failed poll is asked again at the normal interval, as the sensor pokes: never sooner (a poll that keeps failing
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import weakref
 from collections import Counter
 from contextlib import asynccontextmanager
@@ -75,6 +78,7 @@ class SharedPoll:
     """The poll loop for one key in one event loop, and the results it publishes."""
 
     sleep = staticmethod(asyncio.sleep)  # tests swap in an emulated clock
+    clock = staticmethod(time.monotonic)  # when a cut-short sleep was due (tests swap it with the sleep)
     _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SharedPoll]] = weakref.WeakKeyDictionary()
 
     def __init__(self, key: str, connection: str, hook: BatchJobsHook, listing: JobListing) -> None:
@@ -90,6 +94,8 @@ class SharedPoll:
         self.polls = 0
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._napping = False  # the loop is in its sleep between polls
+        self._hurried = False  # ... and a subscriber with a shorter interval has cut it short
 
     @classmethod
     @asynccontextmanager
@@ -106,9 +112,12 @@ class SharedPoll:
         poll = polls.get(key)
         if poll is None:
             poll = polls[key] = cls(key, connection, hook(), listing())
+        sooner = bool(poll.intervals) and interval < poll.interval
         poll.intervals[interval] += 1
         if poll._task is None:
             poll._task = asyncio.ensure_future(poll._run())
+        elif sooner:
+            poll.hurry()
         try:
             yield poll
         finally:
@@ -139,18 +148,42 @@ class SharedPoll:
     async def _run(self) -> None:
         # The sensor judged once just before deferring, so the first poll can wait: a random part of the interval
         # spreads the polls of many loops started together (a triggerer restart) over the interval.
-        await self.sleep(self.interval * random.random())
+        await self._pause(self.interval * random.random())
         while True:  # (re)open the client: a failure to make it is a failed poll like any other
             try:
                 async with ClientPool.lease(self.connection, self.hook) as client:
                     self.client = client
                     while True:
                         await self._poll_once(client)
-                        await self.sleep(self.next_delay)
+                        await self._pause(self.next_delay)
             except Exception as err:
                 self.errors += 1
                 await self._publish(err)
-                await self.sleep(self.next_delay)
+                await self._pause(self.next_delay)
+
+    def hurry(self) -> None:
+        """A subscriber with a shorter interval joined: end the current sleep (:meth:`_pause` sleeps again, shorter)."""
+        if self._napping and not self._hurried and self._task is not None:
+            self._hurried = True
+            self._task.cancel()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less: cut short by :meth:`hurry`, the loop sleeps again until the new interval has
+        passed or the first sleep was due, whichever comes first. The sleep runs in the loop's own task (``sleep`` is
+        what tests replace), and only the cancel ``hurry`` asked for is taken back: stopping the loop still stops it."""
+        due = self.clock() + seconds
+        while seconds > 0:
+            self._napping = True
+            try:
+                await self.sleep(seconds)
+                return
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not self._hurried or task is None or task.uncancel() > 0:
+                    raise  # the loop is being stopped (too)
+            finally:
+                self._napping = self._hurried = False
+            seconds = min(due - self.clock(), self.interval)
 
     async def _poll_once(self, client: Any) -> None:
         try:
