@@ -5,112 +5,15 @@ polls the emulator, then SUCCESS (XCom read back over REST) or FAILED (the reada
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_batch_jobs.testing import BatchEmulator
+from tests.e2e.real_airflow import Airflow, airflow_env, free_port, migrate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-DAGS = Path(__file__).resolve().parent / "dags"
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
-COMPONENTS = {
-    "api-server": [AIRFLOW, "api-server"],
-    "scheduler": [AIRFLOW, "scheduler", "--skip-serve-logs"],
-    "dag-processor": [AIRFLOW, "dag-processor"],
-    "triggerer": [AIRFLOW, "triggerer", "--skip-serve-logs"],
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Airflow:
-    """The running components and a tiny REST client for them."""
-
-    def __init__(self, home: Path, env: dict[str, str], port: int) -> None:
-        self.home = home
-        self.env = env
-        self.base = f"http://127.0.0.1:{port}/api/v2"
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self) -> None:
-        for name, command in COMPONENTS.items():
-            log = (self.home / f"{name}.log").open("wb")
-            self.procs[name] = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def stop(self) -> dict[str, int | None]:
-        """SIGTERM each component we started (its own process group), then SIGKILL what is left."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        return {name: proc.poll() for name, proc in self.procs.items()}
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.home.glob("*.log"))
-
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = 180) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, proc in self.procs.items():
-                assert proc.poll() is None, f"{name} exited with {proc.returncode}\n{self.logs()}"
-            try:
-                result = probe()
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                result = None
-            if result:
-                return result
-            time.sleep(1)
-        raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
-
-    def task_state(self, dag_id: str, run_id: str) -> str | None:
-        ti = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait")
-        return ti.get("state")
-
-    def scheduler_saw_defer_exit(self, dag_id: str, run_id: str) -> bool:
-        """Whether the scheduler has drained the executor's "success" for the worker that exited to defer. Airflow
-        3.3.2 fails a resumed task whose stale defer-exit event arrives once it is queued again (apache/airflow#67287,
-        the queued-state variant of #66374), so the test lets jobs finish only after this."""
-        key = f"TaskInstanceKey(dag_id='{dag_id}', task_id='wait', run_id='{run_id}', try_number=1"
-        text = (self.home / "scheduler.log").read_text(errors="replace")
-        return any("Received executor event with state success" in line and key in line for line in text.splitlines())
-
-    def task_log(self, dag_id: str, run_id: str) -> str:
-        """The task's log of its latest try, read over REST (what a user sees in the UI)."""
-        ti = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait")
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait/logs/{ti['try_number']}?full_content=true"
-        return json.dumps(self.request("GET", path))
+    from collections.abc import Iterator
 
 
 @pytest.fixture(scope="module")
@@ -124,25 +27,8 @@ def emulator() -> Iterator[BatchEmulator]:
 def airflow(tmp_path_factory: pytest.TempPathFactory, emulator: BatchEmulator) -> Iterator[Airflow]:
     home = tmp_path_factory.mktemp("real_airflow")
     port = free_port()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-test-secret-not-for-production",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-        "AIRFLOW_CONN_AWS_DEFAULT": emulator.airflow_connection(),
-    }
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    env = airflow_env(home, port, emulator.airflow_connection())
+    migrate(env)
     af = Airflow(home, env, port)
     af.start()
     try:
