@@ -5,7 +5,9 @@ rebuilds the trigger from its kwargs. What the next instance needs of what the e
 
 - the finished jobs whose outcome is not a plain success (failed, ended with a skip exit code, or FAILED with a
   success exit code). A finished job ages out of ListJobs and DescribeJobs; forgetting one of these can turn a failure
-  or a skip into a success. Forgetting a plain success cannot: it only lowers a count (WAITING on ``min_jobs``);
+  or a skip into a success. Forgetting a plain success cannot: it only lowers a count (WAITING on ``min_jobs``, maybe
+  until the timeout) and leaves the job out of the records, so plain successes are kept too, with what the bound
+  leaves after everything else;
 - the poll errors in a row (``max_poll_errors``) and when each RUNNABLE job's current period began
   (``runnable_timeout``);
 - ``seen_ms``: when the last listing it absorbed began. The memory holds every such job visible at any listing up to
@@ -142,7 +144,10 @@ def _kept(job: Mapping[str, Any], view: JobView) -> dict[str, Any]:
 @dataclass
 class WaitMemory:
     """What one instance of a wait hands the next (see the module's docstring). ``finished``: listing ("" for the
-    query's own, else a parent id) -> job id -> a kept summary; ``runnable``: job id -> (since, startedAt).
+    query's own, else a parent id) -> job id -> a kept summary, for the jobs whose outcome is not a plain success;
+    ``succeeded``: the same for plain successes, kept only as far as the bound allows after everything else: forgetting
+    one cannot flip a verdict, but lowers the count (``min_jobs``) and leaves it out of the records; ``runnable``: job
+    id -> (since, startedAt).
     ``unknown``: why outcomes earlier instances saw may be missing from it (None: none are); ``unseen``: a stretch
     longer than the retention with no listing, which an earlier instance had to own up to. Both are handed on for as
     long as the wait lasts: what was missed then stays missed."""
@@ -155,6 +160,7 @@ class WaitMemory:
     unseen: str | None = None
     finished: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     runnable: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    succeeded: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def capture(
@@ -171,13 +177,13 @@ class WaitMemory:
         what ``continuity`` says this instance may not know."""
         listing, policy = watch.listing, watch.policy
         finished: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        succeeded: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for name, job in listing.finished.remembered():
             view = listing.details.view(job)
-            if matters(view, policy):
-                kept = _kept(job, view)
-                if not name and job.get("createdAt") is not None:  # the query's own: 'latest', the settled point
-                    kept["createdAt"] = job["createdAt"]
-                finished[name][job["jobId"]] = kept
+            kept = _kept(job, view)
+            if not name and job.get("createdAt") is not None:  # the query's own: 'latest', the settled point
+                kept["createdAt"] = job["createdAt"]
+            (finished if matters(view, policy) else succeeded)[name][job["jobId"]] = kept
         return cls(
             fingerprint,
             wait,
@@ -187,21 +193,23 @@ class WaitMemory:
             unseen=continuity.unseen_note() if continuity is not None else None,
             finished=dict(finished),
             runnable=watch.runnable.periods(),
+            succeeded=dict(succeeded),
         )
 
     def restore(self, watch: JobWatch) -> None:
         """Into ``watch``: the finished jobs into its listing (a job the listing returns keeps its own copy, one it
         no longer returns is judged as remembered), the RUNNABLE periods into its wait."""
-        for name, jobs in self.finished.items():
-            watch.listing.finished.remember(
-                name, ({**job, "jobId": job_id, REMEMBERED: True} for job_id, job in jobs.items())
-            )
+        for kept in (self.finished, self.succeeded):
+            for name, jobs in kept.items():
+                watch.listing.finished.remember(
+                    name, ({**job, "jobId": job_id, REMEMBERED: True} for job_id, job in jobs.items())
+                )
         watch.runnable.resume(self.runnable)
 
     # JSON: finished jobs grouped by listing and kept summary (array children share theirs), ids packed
     def to_json(self) -> dict[str, Any]:
-        """JSON-native, at most :data:`MAX_MEMORY_BYTES` (past it: RUNNABLE periods dropped, youngest first, then
-        finished jobs, noted in ``unknown``)."""
+        """JSON-native, at most :data:`MAX_MEMORY_BYTES` (past it: plain successes dropped first, then RUNNABLE
+        periods, youngest first, then the other finished jobs, noted in ``unknown``)."""
         head: dict[str, Any] = {
             "v": 1,
             "fingerprint": self.fingerprint,
@@ -212,7 +220,7 @@ class WaitMemory:
         budget = MAX_MEMORY_BYTES - len(json.dumps([head, self.unknown, self.unseen, _CUT])) - 80
         unknown = self.unknown
         finished: list[dict[str, Any]] = []
-        for group in self._finished_groups():
+        for group in self._finished_groups(self.finished):
             cost = len(json.dumps(group)) + 2
             if cost > budget:
                 unknown = unknown or _CUT
@@ -230,13 +238,27 @@ class WaitMemory:
                 break
             budget -= cost
             runnable.append(entry)
-        return {**head, "unknown": unknown, "unseen": self.unseen, "finished": finished, "runnable": runnable}
+        succeeded: list[dict[str, Any]] = []
+        for group in self._finished_groups(self.succeeded):
+            cost = len(json.dumps(group)) + 2
+            if cost <= budget:
+                budget -= cost
+                succeeded.append(group)
+        return {
+            **head,
+            "unknown": unknown,
+            "unseen": self.unseen,
+            "finished": finished,
+            "runnable": runnable,
+            "succeeded": succeeded,
+        }
 
-    def _finished_groups(self) -> list[dict[str, Any]]:
+    @staticmethod
+    def _finished_groups(kept: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
         """Jobs of one listing with the same kept summary (array children share theirs), ids packed, in groups of at
         most 100 entries: past the bound, whole groups are left out."""
         groups: dict[tuple[str, str], list[tuple[str, int | None]]] = defaultdict(list)
-        for listing, jobs in self.finished.items():
+        for listing, jobs in kept.items():
             for job_id, kept in jobs.items():
                 same = {k: v for k, v in kept.items() if k != "createdAt"}
                 groups[listing, json.dumps(same, sort_keys=True)].append((job_id, kept.get("createdAt")))
@@ -252,17 +274,21 @@ class WaitMemory:
                 out.append(group)
         return out
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> WaitMemory:
-        finished: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for group in data.get("finished") or []:
+    @staticmethod
+    def _from_groups(groups: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+        out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for group in groups:
             ids = unpack_ids(group["ids"])
             created = group.get("created") or [None] * len(ids)
             for job_id, created_at in zip(ids, created, strict=True):
                 kept = dict(group["job"])
                 if created_at is not None:
                     kept["createdAt"] = created_at
-                finished[group["in"]][job_id] = kept
+                out[group["in"]][job_id] = kept
+        return dict(out)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WaitMemory:
         runnable = {
             job_id: (int(since), started)
             for since, started, packed in data.get("runnable") or []
@@ -275,8 +301,9 @@ class WaitMemory:
             int(data.get("poll_errors") or 0),
             data.get("unknown"),
             data.get("unseen"),
-            dict(finished),
+            cls._from_groups(data.get("finished") or []),
             runnable,
+            cls._from_groups(data.get("succeeded") or []),
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from unittest import mock
@@ -37,6 +38,7 @@ class Outcome:
     records: list[dict[str, Any]] | None
     message: str = ""
     polls: int = 0
+    blind_ms: int | None = None  # deferrable: from the poke's listing to a rebuilt trigger's first (nothing between)
 
 
 @dataclass
@@ -189,16 +191,25 @@ class Triggerer:
         self.dead = asyncio.Event()
         self.published_at: dict[int, int] = {}  # poll result version -> emulated time of its listing
         self.judged_at = emu.now_ms()  # the listing time of the result the trigger judged last
+        self.judged: asyncio.Event | None = None  # set once the trigger has judged the last result published
 
     def record(self, publish: Any) -> Any:
+        """Publish, then let the trigger judge before the poll sleeps on: in real time judging takes milliseconds
+        and the sleep an interval, but here the sleep moves the clock at once, and a trigger judging after it would
+        read a clock an interval later than its listing."""
+
         async def recorded(poll: SharedPoll, result: Any) -> None:
             self.published_at[poll.version + 1] = self.emu.now_ms()
+            self.judged = asyncio.Event()
             await publish(poll, result)
+            await self.judged.wait()
 
         return recorded
 
     def track(self, next_result: Any) -> Any:
         async def tracked(poll: SharedPoll, after: int) -> Any:
+            if self.judged is not None:  # asking for the next result: done with the last one
+                self.judged.set()
             version, result = await next_result(poll, after)
             self.judged_at = self.published_at.get(version, self.judged_at)
             return version, result
@@ -250,33 +261,39 @@ def _deferrable(contexts: Contexts, emu: BatchEmulator, stops: Stops, history: H
         trigger = deferred.trigger
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_batch_jobs.triggers.batch_jobs.BatchJobsTrigger"
-    polls, restart = 1, history.restart_after_polls
-    event = None
+    polls, restart, poked_at = 1, history.restart_after_polls, emu.now_ms()
+    event, blind_ms, lives = None, None, 0
     while event is None and emu.now_ms() - START_MS < HORIZON_S * 1000:
         life = Triggerer(emu, stops, restart)
         event = asyncio.run(life.first_event(BatchJobsTrigger(**kwargs)))  # a new process, rebuilt from kwargs
         polls += life.polls
+        lives += 1
+        if lives > 1 and life.published_at:  # a rebuilt trigger knows the poke's listing, not its predecessor's
+            blind_ms = max(blind_ms or 0, min(life.published_at.values()) - poked_at)
         restart = None  # one restart per history
     if event is None:
         return _ended(ctx, emu, "NONE", polls)
     # the poll loop may have slept (moved the clock) while the trigger judged: the verdict is the listing's time
     judged_at = life.judged_at
+    pushed = ctx["ti"].pushed
     try:
         records = task.execute_complete(ctx, event)
-        return Outcome("SUCCESS", judged_at, records, "", polls)
+        return Outcome("SUCCESS", judged_at, records, "", polls, blind_ms)
     except AirflowSkipException as err:
-        return Outcome("SKIP", judged_at, ctx["ti"].pushed.get("return_value"), str(err), polls)
+        return Outcome("SKIP", judged_at, pushed.get("return_value"), str(err), polls, blind_ms)
     except AirflowFailException as err:
-        return Outcome("FAILURE", judged_at, ctx["ti"].pushed.get("return_value"), str(err), polls)
+        return Outcome("FAILURE", judged_at, pushed.get("return_value"), str(err), polls, blind_ms)
 
 
 @contextlib.contextmanager
 def emulated_time(emu: BatchEmulator, history: History) -> Iterator[None]:
     """The provider's clock is the emulator's, and the retention it counts on is the history's (minutes standing in
-    for the service's days), so what it infers from time holds in the emulated world as it would in the real one."""
+    for the service's days), so what it infers from time holds in the emulated world as it would in the real one;
+    the shared poll's random first delay comes from the history's seed, so a history replays exactly."""
     with (
         mock.patch("airflow_batch_jobs.watch.wall_clock_ms", emu.now_ms),
         mock.patch("airflow_batch_jobs.wait_state.RETENTION_MIN_S", history.retention_seconds),
+        mock.patch("airflow_batch_jobs.triggers.shared_poll.random", random.Random(history.seed)),
     ):
         yield
 

@@ -54,11 +54,14 @@ class GroundTruth:
             job.job_id, self.life.created_at(job) or 0, status, code, job.stop is not None and status == "FAILED"
         )
 
-    def units(self, at: int) -> list[Truth]:
+    def units(self, at: int, *, aged_out: bool = True) -> list[Truth]:
         """What a complete, correct listing judges at ``at``: matching jobs created and past the visibility lag
-        (aged-out ones included: a wait that saw them must remember them), children instead of array parents when
-        the policy says so, the newest only for match='latest'."""
+        (aged-out ones included: a wait that saw them must remember them, unless ``aged_out`` is False: a wait that
+        cannot remember), children instead of array parents when the policy says so, the newest only for
+        match='latest'."""
         jobs = [j for j in self._matching() if (c := self.life.created_at(j)) is not None and c + self.lag_ms <= at]
+        if not aged_out:
+            jobs = [j for j in jobs if self.life.visible(j, at, self.model.retention_ms)]
         if self.history.policy["match"] == "latest" and jobs:
             jobs = [max(jobs, key=lambda j: (self.life.created_at(j) or 0, j.seq))]
         out: list[Truth] = []
@@ -106,15 +109,21 @@ def check(emu: BatchEmulator, history: History, result: Any) -> None:
     truth = GroundTruth(emu, history)
     policy = history.policy
     units = truth.units(result.at_ms)
+    # A later reschedule try without a task_state_store (Airflow < 3.3) knows only what the service lists now: a job
+    # that aged out since an earlier try is gone for it (the README says so), so it may wait on fewer jobs than there
+    # were and records only those listed; its verdicts are held to every job all the same.
+    forgetful = history.mode == "reschedule" and not history.state_store
+    listed = truth.units(result.at_ms, aged_out=False) if forgetful else units
     if result.verdict == "FAILURE" and NOT_PROVEN in result.message:
-        # The README's refusal: a later reschedule try with no task_state_store cannot know what earlier tries saw,
-        # so it fails rather than succeed on what it may have forgotten. Only that try may refuse.
-        assert history.mode == "reschedule" and not history.state_store, f"refused with a memory: {result.message}"
+        # The README's refusal of a success that cannot be proven: from a forgetful try, or from a trigger rebuilt
+        # longer than the retention after the last listing it was handed (anything may have aged out unseen).
+        blind = result.blind_ms is not None and result.blind_ms > emu.model.retention_ms
+        assert forgetful or blind, f"refused though nothing can have been missed: {result.message}"
         return
     if result.verdict == "NONE":
         finished = truth.all_finished_by()
         if finished is not None:  # every job ended long before the horizon: only too few jobs may keep it waiting
-            expected = reference_verdict(units, policy)
+            expected = reference_verdict(listed, policy)
             assert expected == "WAITING", f"no verdict by the horizon, though every job ended at {finished}: {expected}"
         return
     active = [u for u in units if not u.finished]
@@ -136,7 +145,7 @@ def check(emu: BatchEmulator, history: History, result: Any) -> None:
     if result.records is not None and result.verdict != "FAILURE":
         ids = [r["job_id"] for r in result.records]
         assert len(ids) == len(set(ids)), f"a job counted twice: {ids}"
-        by_id = {u.job_id: u for u in units}
+        by_id = {u.job_id: u for u in listed}
         assert set(ids) == set(by_id), f"records {sorted(ids)} are not the judged jobs {sorted(by_id)}"
         for record in result.records:
             unit = by_id[record["job_id"]]

@@ -51,15 +51,43 @@ def test_array_children_pack_into_index_ranges_and_back() -> None:
     assert sorted(unpack_ids(packed)) == sorted(ids)
 
 
-def test_the_memory_keeps_only_what_can_change_a_verdict_and_nothing_secret() -> None:
+def test_the_memory_keeps_what_can_change_a_verdict_apart_from_plain_successes_and_nothing_secret() -> None:
     ok = {"jobId": "ok", "jobName": "etl", "status": "SUCCEEDED", "createdAt": T0, "container": {"exitCode": 0}}
     watch = watch_knowing({"": [failed("bad"), ok, failed("coded", code=4)]}, Policy.build(success_exit_codes=[4]))
     memory = WaitMemory.capture(watch, fingerprint="f", seen_ms=T0)
     assert set(memory.finished[""]) == {"bad", "coded"}  # a FAILED job with a success code: details may differ
+    assert set(memory.succeeded[""]) == {"ok"}  # kept for the count (min_jobs) and the records
     data = memory.to_json()
     assert "s3cr3t" not in json.dumps(data) and "environment" not in json.dumps(data)
     back = WaitMemory.from_json(json.loads(json.dumps(data)))
-    assert back.finished == memory.finished and back.seen_ms == T0
+    assert back.finished == memory.finished and back.succeeded == memory.succeeded and back.seen_ms == T0
+
+
+def test_a_plain_success_that_aged_out_still_counts_after_a_restore() -> None:
+    """Found by make fuzz: reschedule, min_jobs=2, the first job's success aged out before the second finished; the
+    next try counted one job and waited to its timeout."""
+    ok = {"jobId": "ok", "jobName": "etl", "status": "SUCCEEDED", "createdAt": T0, "container": {"exitCode": 0}}
+    memory = WaitMemory.from_json(WaitMemory.capture(watch_knowing({"": [ok]}), fingerprint="f").to_json())
+    watch = watch_knowing({})
+    memory.restore(watch)
+    listed = watch.listing.finished.recall("", [{**ok, "jobId": "later", "createdAt": T0 + 1}])
+    by_id = {job["jobId"]: job for job in listed}
+    assert set(by_id) == {"ok", "later"} and by_id["ok"][REMEMBERED] and REMEMBERED not in by_id["later"]
+
+
+def test_past_its_bound_plain_successes_go_first_and_the_memory_stays_complete() -> None:
+    oks = [
+        {"jobId": f"ok-{i:05d}-{'x' * 30}", "jobName": f"etl-{i}", "status": "SUCCEEDED", "createdAt": T0 + i}
+        for i in range(2000)
+    ]
+    watch = watch_knowing({"": [failed("bad"), *oks]}, Policy.build(fail_fast=False))
+    watch.runnable.observe([{"jobId": "waiting", "status": "RUNNABLE", "createdAt": T0}], T0)
+    data = WaitMemory.capture(watch, fingerprint="f", seen_ms=T0).to_json()
+    assert len(json.dumps(data)) <= MAX_MEMORY_BYTES
+    back = WaitMemory.from_json(data)
+    assert back.unknown is None  # a forgotten plain success cannot flip a verdict
+    assert set(back.finished[""]) == {"bad"} and "waiting" in back.runnable
+    assert 0 < len(back.succeeded[""]) < 2000
 
 
 def test_restored_jobs_count_when_the_listing_no_longer_returns_them_and_yield_to_its_copy() -> None:
