@@ -1,6 +1,6 @@
 """`make demo`: the example DAGs waiting on Batch jobs in a real Airflow (`airflow dags test`), against the local
-emulator running demo/scenario.yaml. Prints progress, a summary table, and exits 0 only if every task and run ended
-as the scenario expects.
+emulator running the built-in `demo` scenario (airflow_batch_jobs/testing/scenarios/demo.yaml, shipped in the
+wheel). Prints progress, a summary table, and exits 0 only if every task and run ended as the scenario expects.
 
 The DAGs run one after another: `airflow dags test` processes started together on one SQLite file race while
 registering the DAG bundle (`UNIQUE constraint failed: dag_bundle.name`, a run's tasks then missing). The emulated
@@ -191,7 +191,7 @@ def main() -> int:
     for folder in (HOME, LOGS):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    with BatchEmulator(scenario=ROOT / "demo" / "scenario.yaml") as emulator:
+    with BatchEmulator(scenario="demo") as emulator:
         print(f"AWS Batch emulator on {emulator.endpoint_url}, Airflow home {HOME}", flush=True)
         env = airflow_env(emulator.airflow_connection())
         subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,

@@ -1,12 +1,25 @@
-"""``python -m airflow_batch_jobs.testing serve --port N --scenario FILE``: run the emulator until Ctrl-C."""
+"""``python -m airflow_batch_jobs.testing serve [--scenario demo|FILE] [--speed N]``: run the emulator until Ctrl-C.
+
+It prints where it listens and the ``export AIRFLOW_CONN_AWS_DEFAULT=...`` line that points Airflow's default
+``aws`` connection at it, to paste into the shell that runs Airflow.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import threading
 
 from airflow_batch_jobs.testing.emulator import LOOPBACK, BatchEmulator
+from airflow_batch_jobs.testing.scenario import built_in_scenarios
+
+CONNECTION_VARIABLE = "AIRFLOW_CONN_AWS_DEFAULT"
+
+
+def export_line(emulator: BatchEmulator) -> str:
+    """The shell line that makes ``aws_default`` reach the emulator."""
+    return f"export {CONNECTION_VARIABLE}={shlex.quote(emulator.airflow_connection())}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,17 +28,28 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the AWS Batch emulator")
     serve.add_argument("--host", default=LOOPBACK, help="address to bind (default loopback only)")
     serve.add_argument("--port", type=int, default=0, help="port (default: a free one, printed)")
-    serve.add_argument("--scenario", help="YAML or JSON scenario file")
+    serve.add_argument(
+        "--scenario",
+        help=f"a YAML or JSON scenario file, or a built-in scenario: {', '.join(built_in_scenarios())}",
+    )
     serve.add_argument("--speed", type=float, default=1.0, help="emulated seconds per wall second")
     serve.add_argument("--seed", type=int, default=0, help="seed for injected faults")
     args = parser.parse_args(argv)
 
-    emulator = BatchEmulator(host=args.host, port=args.port, speed=args.speed, seed=args.seed, scenario=args.scenario)
+    try:
+        emulator = BatchEmulator(
+            host=args.host, port=args.port, speed=args.speed, seed=args.seed, scenario=args.scenario
+        )
+    except ValueError as err:
+        parser.error(str(err))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with emulator:
-        print(f"AWS Batch emulator listening on {emulator.endpoint_url}", flush=True)
+        scenario = f", scenario {args.scenario}" if args.scenario else ""
+        print(f"AWS Batch emulator listening on {emulator.endpoint_url}{scenario} (x{args.speed:g} speed)", flush=True)
+        print("Point Airflow's aws_default connection at it (in the shell that runs Airflow):", flush=True)
+        print(export_line(emulator), flush=True)
         stop.wait()
     return 0
 

@@ -25,6 +25,9 @@ submit:                                     # at: seconds after the emulator sta
 
 Other submit keys: ``parameters``, ``environment`` (a mapping, becomes containerOverrides.environment),
 ``share_identifier``, ``retry_strategy``.
+
+Built-in scenarios ship with the package (``scenarios/NAME.yaml``) and are loaded by name: ``demo`` is the one
+``make demo`` runs, so that ``serve --scenario demo`` works from an installed wheel, with no source checkout.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +45,28 @@ if TYPE_CHECKING:
 
 SCENARIO_KEYS = ("profile", "behaviours", "queues", "job_definitions", "outcomes", "submit")
 _CONTAINER = {"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]}
+BUILT_IN_SUFFIX = ".yaml"
+
+
+def built_in_scenarios() -> list[str]:
+    """The names of the scenarios shipped with the package."""
+    folder = resources.files(__package__) / "scenarios"
+    return sorted(p.name.removesuffix(BUILT_IN_SUFFIX) for p in folder.iterdir() if p.name.endswith(BUILT_IN_SUFFIX))
+
+
+def scenario_text(source: str | Path) -> tuple[str, str]:
+    """The text of a scenario file, or of the built-in scenario of that name (a file of that name wins), and its
+    format ("json" or "yaml")."""
+    path = Path(source)
+    if path.is_file():
+        return path.read_text(), "json" if path.suffix == ".json" else "yaml"
+    name = str(source)
+    if name in built_in_scenarios():
+        return (resources.files(__package__) / "scenarios" / (name + BUILT_IN_SUFFIX)).read_text(), "yaml"
+    raise ValueError(
+        f"scenario={name!r} is neither a file nor a built-in scenario; give a YAML or JSON file, "
+        f"or one of {', '.join(built_in_scenarios())}."
+    )
 
 
 def compute_environment_request(name: str) -> dict[str, Any]:
@@ -107,11 +133,11 @@ class Scenario:
 
     @classmethod
     def load(cls, source: str | Path | Mapping[str, Any]) -> Scenario:
+        """A mapping, a YAML or JSON file, or the name of a built-in scenario (see :func:`built_in_scenarios`)."""
         if isinstance(source, Mapping):
             return cls(source)
-        path = Path(source)
-        text = path.read_text()
-        if path.suffix == ".json":
+        text, kind = scenario_text(source)
+        if kind == "json":
             return cls(json.loads(text))
         import yaml
 
