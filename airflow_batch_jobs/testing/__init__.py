@@ -1,4 +1,5 @@
-"""A local AWS Batch for tests and demos: ``with BatchEmulator() as emu: ...`` (needs the ``testing`` extra).
+"""A local AWS Batch for tests and demos: ``with BatchEmulator() as emu: ...`` (needs the ``testing`` extra), and
+``run_deferred(sensor, emu)``, which runs a deferrable task to its end on the emulator's clock.
 
 The names are imported on first use (a module ``__getattr__``): the ``pytest11`` plugin is registered by every
 install of the provider and imports this package, which must therefore not need the extra's werkzeug or PyYAML.
@@ -11,16 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_batch_jobs.testing.behaviours import Behaviours
+    from airflow_batch_jobs.testing.deferral import run_deferred
     from airflow_batch_jobs.testing.emulator import BatchEmulator
     from airflow_batch_jobs.testing.outcomes import AttemptScript, JobScript
 
-__all__ = ["AttemptScript", "BatchEmulator", "Behaviours", "JobScript"]
+__all__ = ["AttemptScript", "BatchEmulator", "Behaviours", "JobScript", "run_deferred"]
 
 _HOMES = {
     "AttemptScript": "airflow_batch_jobs.testing.outcomes",
     "BatchEmulator": "airflow_batch_jobs.testing.emulator",
     "Behaviours": "airflow_batch_jobs.testing.behaviours",
     "JobScript": "airflow_batch_jobs.testing.outcomes",
+    "run_deferred": "airflow_batch_jobs.testing.deferral",
 }
 
 
