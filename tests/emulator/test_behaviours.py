@@ -337,11 +337,18 @@ PROVIDER_MODULES = {
 }
 
 
+# Test tooling beside the emulator that drives the provider's own classes (run_deferred runs a sensor's trigger); no
+# module of the emulator may import it, so the oracle cannot reach provider code through it.
+PROVIDER_DRIVERS = {"deferral.py": "airflow_batch_jobs.testing.deferral"}
+
+
 def test_the_emulator_imports_no_provider_code() -> None:
     """An oracle that shares code with what it checks would agree with its bugs."""
     package = Path(__file__).resolve().parents[2] / "airflow_batch_jobs" / "testing"
     offenders = []
     for module in sorted(package.glob("*.py")):
+        if module.name in PROVIDER_DRIVERS:
+            continue
         for node in ast.walk(ast.parse(module.read_text())):
             names = (
                 [node.module or ""]
@@ -353,6 +360,8 @@ def test_the_emulator_imports_no_provider_code() -> None:
             for name in names:
                 parts = name.split(".")
                 if parts[0] == "airflow_batch_jobs" and (len(parts) < 2 or parts[1] != "testing"):
+                    offenders.append(f"{module.name}: {name}")
+                if name in PROVIDER_DRIVERS.values() and module.name != "__init__.py":  # its lazy re-export
                     offenders.append(f"{module.name}: {name}")
     assert offenders == []
     assert PROVIDER_MODULES  # the modules that must stay out, for the reader
