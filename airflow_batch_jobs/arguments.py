@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import InvalidPolicyError
-from airflow_batch_jobs.query import InvalidQueryError, JobQuery
+from airflow_batch_jobs.query import ALL_STATUSES, SELECTOR_ARGUMENTS, InvalidQueryError, JobQuery
 from airflow_batch_jobs.watch import XCOM_DETAILS
 
 if TYPE_CHECKING:
@@ -73,30 +73,68 @@ def job_id_from(item: Any) -> str:
     return found["id"]
 
 
-def ids_from(value: Any) -> list[str]:
-    """Job ids, each once, from ids or job ARNs, records (``job_id`` / ``jobId``), or a list's rendered string form
-    (a templated ``job_ids`` renders a list to ``"['a', 'b']"``)."""
+def list_from(value: Any, argument: str, what: str, example: str) -> list[Any]:
+    """The items of a list argument as given, or as a template rendered it into a string field (a list param renders
+    to ``"['a', 'b']"``, JSON or Python); a single item is a list of one, None or ``""`` an empty list."""
     if value is None or value == "":
         return []
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("["):
+        if not text.startswith("["):
+            return [text]
+        try:
+            value = json.loads(text)
+        except ValueError:
             try:
-                value = json.loads(text)
-            except ValueError:
-                try:
-                    value = ast.literal_eval(text)
-                except (ValueError, SyntaxError) as err:
-                    raise InvalidQueryError(
-                        f"job_ids={text!r} is not a list of job ids; render it to a list, e.g. ['id-1', 'id-2']."
-                    ) from err
-        else:
-            value = [text]
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError) as err:
+                raise InvalidQueryError(
+                    f"{argument}={text!r} is not a list of {what}; render it to a list, e.g. {example}."
+                ) from err
     if isinstance(value, dict):
-        value = [value]
+        return [value]
     if not isinstance(value, list | tuple):
-        raise InvalidQueryError(f"job_ids={value!r}: give a list of job ids, job ARNs or records with a 'job_id'.")
-    return list(dict.fromkeys(job_id_from(item) for item in value))
+        raise InvalidQueryError(f"{argument}={value!r}: give a list of {what}, e.g. {example}.")
+    return list(value)
+
+
+def ids_from(value: Any) -> list[str]:
+    """Job ids, each once, from ids or job ARNs, records (``job_id`` / ``jobId``), or a list's rendered string form
+    (a templated ``job_ids`` renders a list to ``"['a', 'b']"``)."""
+    items = list_from(value, "job_ids", "job ids, job ARNs or records with a 'job_id'", "['id-1', 'id-2']")
+    return list(dict.fromkeys(job_id_from(item) for item in items))
+
+
+def statuses_from(value: Any) -> list[str]:
+    """``job_status``: statuses, one status, or a list's rendered string form, as ``job_ids`` is read."""
+    statuses = list_from(value, "job_status", "statuses", "['SUCCEEDED', 'FAILED']")
+    unknown = [s for s in statuses if s not in ALL_STATUSES]
+    if unknown:
+        raise InvalidQueryError(f"job_status contains {unknown}: use any of {', '.join(ALL_STATUSES)}.")
+    return statuses
+
+
+def query_from(arguments: dict[str, Any]) -> JobQuery:
+    """The query from the (rendered) query arguments, each checked (raises InvalidQueryError naming the argument)."""
+    check_not_yyyymmdd(arguments["created_after"], "created_after")
+    check_not_yyyymmdd(arguments["created_before"], "created_before")
+    return JobQuery.build(**{**arguments, "job_ids": ids_from(arguments["job_ids"])})
+
+
+def check_plain_query_arguments(arguments: dict[str, Any]) -> None:
+    """At DAG parse time, every plain query argument, by the rules its rendered value meets later. A templated value
+    stands aside: a selector still counts as given (two selectors are two, whatever they render to), a filter is
+    left out, and a ``job_ids`` list keeps its plain items."""
+    stand_ins: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if not is_templated(value):
+            stand_ins[name] = value
+        elif name == "job_ids":
+            plain = [item for item in value if not is_templated(item)] if isinstance(value, list | tuple) else []
+            stand_ins[name] = plain or ["rendered-later"]
+        else:
+            stand_ins[name] = "rendered-later" if name in SELECTOR_ARGUMENTS else None
+    query_from(stand_ins)
 
 
 def check_not_yyyymmdd(value: Any, argument: str) -> None:
@@ -134,6 +172,7 @@ class BatchJobsTaskMixin:
     verify: bool | str | None
     botocore_config: dict[str, Any] | None
     xcom_detail: str
+    xcom_max_jobs: int
     if TYPE_CHECKING:  # from BaseOperator
 
         @property
@@ -164,8 +203,18 @@ class BatchJobsTaskMixin:
         self.created_after = created_after
         self.created_before = created_before
         self.share_identifier = share_identifier
-        if not any(is_templated(getattr(self, name)) for name in QUERY_FIELDS):
-            self.build_query()
+        check_plain_query_arguments(self._query_arguments())
+
+    def _init_xcom(self, xcom_detail: str, xcom_max_jobs: int) -> None:
+        """What the task hands to XCom: ``xcom_detail`` per job, at most ``xcom_max_jobs`` records (every class takes
+        the same bound, default 1000, and logs the cut)."""
+        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        self.xcom_detail = xcom_detail
+        self.xcom_max_jobs = xcom_max_jobs
+
+    def log_cut(self, kept: int, cut: int) -> None:
+        if cut:
+            self.log.warning("XCom holds %d job records; %d more were left out (xcom_max_jobs).", kept, cut)
 
     def _init_connection(
         self, aws_conn_id: str | None, region_name: str | None, verify: bool | str | None, botocore_config: Any
@@ -175,21 +224,12 @@ class BatchJobsTaskMixin:
         self.verify = verify
         self.botocore_config = botocore_config
 
+    def _query_arguments(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in QUERY_FIELDS}
+
     def build_query(self) -> JobQuery:
         """The query from the rendered arguments (raises InvalidQueryError naming the argument)."""
-        check_not_yyyymmdd(self.created_after, "created_after")
-        check_not_yyyymmdd(self.created_before, "created_before")
-        return JobQuery.build(
-            job_queue=self.job_queue,
-            array_job_id=self.array_job_id,
-            multi_node_job_id=self.multi_node_job_id,
-            job_ids=ids_from(self.job_ids),
-            job_name=self.job_name,
-            job_definition=self.job_definition,
-            created_after=self.created_after,
-            created_before=self.created_before,
-            share_identifier=self.share_identifier,
-        )
+        return query_from(self._query_arguments())
 
     @cached_property
     def hook(self) -> BatchJobsHook:
@@ -203,13 +243,10 @@ class BatchJobsVerdictMixin(BatchJobsTaskMixin):
     policy, its XCom options, and :meth:`finish`, which turns a verdict event into the task's outcome."""
 
     policy: Policy
-    xcom_max_jobs: int
 
     def _init_verdict(self, policy: Policy, xcom_detail: str, xcom_max_jobs: int) -> None:
-        check_xcom_arguments(xcom_detail, xcom_max_jobs)
+        self._init_xcom(xcom_detail, xcom_max_jobs)
         self.policy = policy
-        self.xcom_detail = xcom_detail
-        self.xcom_max_jobs = xcom_max_jobs
 
     def finish(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]] | None:
         """Turn a verdict event into the task's outcome: records returned (success), or pushed then skip / fail.
@@ -229,11 +266,8 @@ class BatchJobsVerdictMixin(BatchJobsTaskMixin):
         if status == "error":
             raise AirflowFailException(event.get("message", "the wait failed"))
         records = event.get("records", [])
-        if event.get("cut"):
-            self.log.warning(
-                "XCom holds %d job records; %d more were left out (xcom_max_jobs).", len(records), event["cut"]
-            )
-        persist_links(context, self, self.hook, records, event.get("failed", 0))
+        self.log_cut(len(records), event.get("cut", 0))
+        persist_links(context, self, self.hook, event.get("links"))
         if status == "success":
             self.log.info(event["message"])
             return records

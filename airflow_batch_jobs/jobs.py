@@ -20,9 +20,11 @@ REDACTED = "***"
 @dataclass(frozen=True)
 class Attempt:
     """One try of a job: where it ran, how it ended and where its log is. For a task or pod of several containers,
-    ``container`` names the one whose exit code and reason these are (``init_container``: a pod's init container)."""
+    ``container`` names the one whose exit code and reason these are (``init_container``: a pod's init container).
+    ``index`` None: the last attempt, read off the job-level container of an answer without ``attempts[]`` (a
+    ListJobs summary), which says how the job ended but not which try that was, when it began or how many ran."""
 
-    index: int
+    index: int | None
     exit_code: int | None
     reason: str | None
     status_reason: str | None
@@ -46,7 +48,8 @@ class Attempt:
         }
 
     def describe(self) -> str:
-        head = f"attempt {self.index + 1}: exit code {self.exit_code if self.exit_code is not None else '-'}"
+        which = "last attempt" if self.index is None else f"attempt {self.index + 1}"
+        head = f"{which}: exit code {self.exit_code if self.exit_code is not None else '-'}"
         if self.container:
             head += f" ({'init container' if self.init_container else 'container'} {self.container!r})"
         parts = [head]
@@ -156,6 +159,19 @@ class JobView:
         return self.raw.get("jobQueue")
 
     @property
+    def is_described(self) -> bool:
+        """A DescribeJobs JobDetail (``jobQueue`` is required there, ``attempts`` only there), not a ListJobs
+        JobSummary (which has neither, nor log streams) or a stand-in for a job that aged out."""
+        raw = self.raw
+        return "jobQueue" in raw or "attempts" in raw or "eksAttempts" in raw
+
+    @property
+    def region(self) -> str | None:
+        """The region in the job's ARN (``arn:<partition>:batch:<region>:<account>:job/<id>``)."""
+        parts = (self.job_arn or "").split(":")
+        return (parts[3] or None) if len(parts) > 5 and parts[0] == "arn" else None
+
+    @property
     def job_definition(self) -> str | None:
         return self.raw.get("jobDefinition")
 
@@ -202,8 +218,8 @@ class JobView:
     # -- attempts and outcome -----------------------------------------------------------------------------
     @cached_property
     def attempts(self) -> tuple[Attempt, ...]:
-        """Every try, from ``attempts[]`` or ``eksAttempts[]``; for a summary or a detail without attempts,
-        one synthesized from the job-level container when it says how the job ended."""
+        """Every try, from ``attempts[]`` or ``eksAttempts[]``; for a summary or a detail without attempts, the last
+        one (``index`` None, no times) from the job-level container when it says how the job ended."""
         raw_attempts = self.raw.get("attempts") or self.raw.get("eksAttempts") or []
         if raw_attempts:
             essential = essential_flags(self.raw)
@@ -212,12 +228,12 @@ class JobView:
         if container.get("exitCode") is not None or container.get("reason") or container.get("logStreamName"):
             return (
                 Attempt(
-                    index=0,
+                    index=None,
                     exit_code=container.get("exitCode"),
                     reason=container.get("reason"),
-                    status_reason=self.status_reason,
-                    started_at=self.started_at,
-                    stopped_at=self.stopped_at,
+                    status_reason=self.status_reason,  # how the job ended: its last attempt's
+                    started_at=None,
+                    stopped_at=None,
                     log_stream=container.get("logStreamName"),
                 ),
             )
@@ -245,14 +261,57 @@ class JobView:
                 return attempt.log_stream
         return (self.raw.get("container") or {}).get("logStreamName")
 
+    def cloudwatch_log(self) -> dict[str, str | None] | None:
+        """Where the last attempt's log is in CloudWatch Logs, from the ``logConfiguration`` of the container that
+        wrote it, as the amazon provider reads it: ``awslogs_group`` (None: the service's default, ``/aws/batch/job``),
+        ``awslogs_region`` (the option, else the job's region; None if neither says) and ``awslogs_stream_name``.
+        None when the job logs elsewhere (another ``logDriver``, an EKS pod) or no stream is known (a summary, a job
+        that never ran)."""
+        stream = self.log_stream
+        if not stream or not self.is_described or "eksAttempts" in self.raw or "eksProperties" in self.raw:
+            return None
+        configuration = self._log_configuration(stream)
+        if configuration.get("logDriver", "awslogs") != "awslogs":
+            return None
+        options = configuration.get("options") or {}
+        return {
+            "awslogs_group": options.get("awslogs-group"),
+            "awslogs_region": options.get("awslogs-region") or self.region,
+            "awslogs_stream_name": stream,
+        }
+
+    def _log_configuration(self, stream: str) -> Mapping[str, Any]:
+        """The ``logConfiguration`` of the container that wrote ``stream`` (the job's, an ECS task container, a
+        multi-node range's), matched by stream or by the name of the container that decided the last attempt, else
+        the first container that has one."""
+        raw = self.raw
+        tasks = (raw.get("ecsProperties") or {}).get("taskProperties") or []
+        ranges = (raw.get("nodeProperties") or {}).get("nodeRangeProperties") or []
+        containers = [
+            *([raw["container"]] if raw.get("container") else []),
+            *(c for task in tasks for c in task.get("containers") or []),
+            *(r["container"] for r in ranges if r.get("container")),
+        ]
+        deciding = self.attempts[-1].container if self.attempts else None
+        configured = [c for c in containers if c.get("logConfiguration")]
+        writer = next(
+            (c for c in configured if c.get("logStreamName") == stream or (deciding and c.get("name") == deciding)),
+            configured[0] if configured else {},
+        )
+        return writer.get("logConfiguration") or {}
+
     # -- XCom ---------------------------------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
-        """A small JSON-native record (epoch-ms integers, no datetimes, nothing secret)."""
-        return {
+        """A small JSON-native record (epoch-ms integers, no datetimes, nothing secret).
+
+        ``described`` says where it comes from. A ListJobs summary says how the job ended (status, reason, the final
+        exit code) but not its attempts, log stream or queue: those keys are left out of its record rather than
+        guessed; a DescribeJobs detail has them all."""
+        record: dict[str, Any] = {
             "job_id": self.job_id,
             "job_arn": self.job_arn,
             "job_name": self.job_name,
-            "job_queue": self.job_queue,
+            "described": self.is_described,
             "job_definition": self.job_definition,
             "status": self.status,
             "status_reason": self.status_reason,
@@ -260,13 +319,16 @@ class JobView:
             "started_at": self.started_at,
             "stopped_at": self.stopped_at,
             "final_exit_code": self.final_exit_code,
-            "log_stream": self.log_stream,
-            "attempts": [a.to_record() for a in self.attempts],
             "array_properties": _json_copy(self.array_properties),
             "node_properties": _json_copy(self.node_properties),
             "is_cancelled": self.is_cancelled,
             "is_terminated": self.is_terminated,
         }
+        if self.is_described:
+            record["job_queue"] = self.job_queue
+            record["log_stream"] = self.log_stream
+            record["attempts"] = [a.to_record() for a in self.attempts]
+        return record
 
     def redacted_detail(self) -> dict[str, Any]:
         """The whole dict with environment values, secrets and parameters replaced by ``***``."""

@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_batch_jobs.hooks.batch_jobs import DESCRIBE_JOBS_MAX_IDS
 from airflow_batch_jobs.jobs import JobView
+from airflow_batch_jobs.links import link_target
 from airflow_batch_jobs.policy import Decision, Policy, Verdict, judge, stuck_jobs
 from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES, JobQuery
 
@@ -850,4 +851,5 @@ def verdict_event(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> d
         "records": recs,
         "cut": cut,
         "failed": len(decision.failed),
+        "links": link_target(decision),  # the job the console links show, chosen from the verdict, not the records
     }

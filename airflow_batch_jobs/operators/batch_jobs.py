@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -16,25 +17,54 @@ from airflow_batch_jobs.arguments import (
     QUERY_FIELDS,
     BatchJobsTaskMixin,
     BatchJobsVerdictMixin,
-    check_xcom_arguments,
     ids_from,
     is_templated,
+    statuses_from,
 )
 from airflow_batch_jobs.jobs import JobView
 from airflow_batch_jobs.links import EXTRA_LINKS
-from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
-from airflow_batch_jobs.query import ALL_STATUSES, InvalidQueryError, JobQuery
-from airflow_batch_jobs.watch import IncompleteListingError, JobWatch, job_records, records, verdict_event
+from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict, judge
+from airflow_batch_jobs.query import JobQuery
+from airflow_batch_jobs.watch import (
+    IncompleteListingError,
+    JobListing,
+    JobWatch,
+    Listed,
+    is_transient,
+    job_records,
+    records,
+    verdict_event,
+    wall_clock_ms,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
+
+    from airflow_batch_jobs.policy import Decision
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """AWS errors as the sensor has them: a request the service rejects (unknown queue, access denied, bad request)
+    fails the task without Airflow's retries, which would be rejected alike; throttling, 5xx, dropped connections
+    and incomplete listings may pass with time, so Airflow's retries apply. Anything else is ours: as it is."""
+    try:
+        yield
+    except (ClientError, BotoCoreError, IncompleteListingError) as err:
+        if isinstance(err, ClientError) and not is_transient(err):
+            raise AirflowFailException(f"AWS Batch rejected the request: {err}") from err
+        raise AirflowException(f"Could not read the jobs from AWS Batch: {err}") from err
 
 
 class BatchListJobsOperator(BatchJobsTaskMixin, BaseOperator):
     """List the AWS Batch jobs matching a queue and filters; return them as XCom records, newest first.
 
-    ``job_status`` keeps only jobs in these statuses; ``latest`` keeps only the newest N. ``xcom_detail='full'``
-    describes each job (DescribeJobs, 100 ids a call) and adds its redacted detail.
+    ``job_status`` keeps only jobs in these statuses (a list, or a list param rendered into the field); ``latest``
+    keeps only the newest N. A created-at window over a queue is listed newest first and paging stops below
+    ``created_after``, as the sensor lists it. Records come from the ListJobs summaries (``described: False``: no
+    attempts, log stream or queue, which a summary does not say); ``xcom_detail='full'`` describes each kept job
+    (DescribeJobs, 100 ids a call) and adds its redacted detail; ``'none'`` returns nothing. At most
+    ``xcom_max_jobs`` records, the newest (the cut is logged).
     """
 
     template_fields: Sequence[str] = (*QUERY_FIELDS, "job_status")
@@ -54,6 +84,7 @@ class BatchListJobsOperator(BatchJobsTaskMixin, BaseOperator):
         job_status: list[str] | str | None = None,
         latest: int | None = None,
         xcom_detail: str = "summary",
+        xcom_max_jobs: int = 1000,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -74,25 +105,31 @@ class BatchListJobsOperator(BatchJobsTaskMixin, BaseOperator):
         )
         self.job_status = job_status
         if not is_templated(job_status):
-            _statuses(job_status)
+            statuses_from(job_status)
         if latest is not None and (isinstance(latest, bool) or not isinstance(latest, int) or latest < 1):
             raise InvalidPolicyError(f"latest={latest!r}: use a whole number >= 1, or None for every job.")
-        check_xcom_arguments(xcom_detail, 1)
+        self._init_xcom(xcom_detail, xcom_max_jobs)
         self.latest = latest
-        self.xcom_detail = xcom_detail
         self._init_connection(aws_conn_id, region_name, verify, botocore_config)
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Any) -> list[dict[str, Any]] | None:
         query = self.build_query()
-        statuses = _statuses(self.job_status)
-        jobs = [j for j in self.hook.find_jobs(query) if not statuses or j.get("status") in statuses]
+        statuses = statuses_from(self.job_status)
+        with aws_errors():
+            found = self.hook.find_jobs(query, stop=JobListing(query).page_stop())
+        jobs = [j for j in found if not statuses or j.get("status") in statuses]
         jobs.sort(key=lambda j: (j.get("createdAt") or 0, j["jobId"]), reverse=True)
         if self.latest is not None:
             jobs = jobs[: self.latest]
-        if self.xcom_detail == "full" and jobs:
-            jobs = self.hook.describe_jobs([j["jobId"] for j in jobs]).jobs
         self.log.info("%s: %d matching job(s).", query.describe(), len(jobs))
-        return job_records([JobView(j) for j in jobs], self.xcom_detail)
+        if self.xcom_detail == "none":
+            return None
+        kept = jobs[: self.xcom_max_jobs]
+        self.log_cut(len(kept), len(jobs) - len(kept))
+        if self.xcom_detail == "full" and kept:
+            with aws_errors():
+                kept = self.hook.describe_jobs([j["jobId"] for j in kept]).jobs
+        return job_records([JobView(j) for j in kept], self.xcom_detail)
 
 
 class BatchDescribeJobsOperator(BatchJobsVerdictMixin, BaseOperator):
@@ -100,11 +137,14 @@ class BatchDescribeJobsOperator(BatchJobsVerdictMixin, BaseOperator):
 
     ``job_ids`` takes a list of ids or job ARNs, or an upstream ``XComArg`` such as a
     :class:`BatchListJobsOperator`'s output (records with ``job_id``). With ``check=True`` the jobs are judged by the
-    policy arguments, as the check operator does. Ids the service does not know are logged and left out
-    (``fail_on_missing=True`` fails instead).
+    policy arguments, as the check operator does (``match='latest'``: the newest of them; no ids at all: fewer than
+    ``min_jobs``). Ids the service does not know are logged and left out (``fail_on_missing=True`` fails instead;
+    with ``check=True`` an unknown id leaves the verdict undecided). At most ``xcom_max_jobs`` records, in the order
+    asked (with ``check=True``: failed jobs first); ``xcom_detail='none'`` returns nothing.
     """
 
     template_fields: Sequence[str] = ("job_ids",)
+    operator_extra_links = EXTRA_LINKS
 
     def __init__(
         self,
@@ -143,25 +183,46 @@ class BatchDescribeJobsOperator(BatchJobsVerdictMixin, BaseOperator):
         self.fail_on_missing = fail_on_missing
         self._init_connection(aws_conn_id, region_name, verify, botocore_config)
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Any) -> list[dict[str, Any]] | None:
         ids = ids_from(self.job_ids)
-        if not ids:
+        if not ids and not self.check:
             self.log.info("No job ids to describe.")
-            return []
-        result = self.hook.describe_jobs(ids)
-        if result.missing:
-            message = f"{len(result.missing)} job id(s) unknown to AWS Batch: {', '.join(result.missing[:20])}"
+            return [] if self.xcom_detail != "none" else None
+        described, missing = self._describe(ids) if ids else ([], [])
+        if missing:
+            message = f"{len(missing)} job id(s) unknown to AWS Batch: {', '.join(missing[:20])}"
             if self.fail_on_missing:
                 raise AirflowFailException(message)
             self.log.warning(message)
-        if not self.check:
-            return job_records([JobView(j) for j in result.jobs], self.xcom_detail)
-        watch = JobWatch(JobQuery.build(job_ids=ids), self.policy)
-        watch.listing.absorb(result.jobs)
-        decision = watch.decide(result.jobs)
+        if self.check:
+            return self._judge(context, ids, described, missing)
+        if self.xcom_detail == "none":
+            return None
+        kept = described[: self.xcom_max_jobs]
+        self.log_cut(len(kept), len(described) - len(kept))
+        return job_records([JobView(j) for j in kept], self.xcom_detail)
+
+    def _describe(self, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        with aws_errors():
+            result = self.hook.describe_jobs(ids)
+        return result.jobs, result.missing
+
+    def _judge(
+        self, context: Any, ids: list[str], described: list[dict[str, Any]], missing: list[str]
+    ) -> list[dict[str, Any]] | None:
+        """The verdict on the described jobs, by the rules every class applies: ``match='latest'`` judges the newest,
+        an unknown id leaves it undecided, no ids at all are fewer than ``min_jobs`` (unless it is 0)."""
+        decision: Decision
+        if not ids:
+            decision = judge([], self.policy, now_ms=wall_clock_ms())
+        else:
+            watch = JobWatch(JobQuery.build(job_ids=ids), self.policy)
+            watch.listing.absorb(described)
+            decision = watch.decide(Listed(watch.listing.narrow(described), missing))
         if decision.verdict is Verdict.WAITING:
             raise AirflowFailException(f"Not finished: {decision.message}.")
-        return self.finish(context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs)) or []
+        recorded = self.finish(context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
+        return recorded if self.xcom_detail != "none" else None
 
 
 class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
@@ -229,30 +290,19 @@ class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
         self.if_active = if_active
         self._init_connection(aws_conn_id, region_name, verify, botocore_config)
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Any) -> list[dict[str, Any]] | None:
         watch = JobWatch(self.build_query(), self.policy)
-        try:
+        with aws_errors():
             decision = watch.poll(self.hook)
-        except (ClientError, BotoCoreError, IncompleteListingError) as err:  # anything else is ours: as it is
-            raise AirflowException(f"Could not read the jobs from AWS Batch: {err}") from err
         self.log.info(watch.progress(decision))
         if decision.verdict is Verdict.WAITING:
             message = f"Not decided yet: {decision.message}."
             if self.do_xcom_push and self.xcom_detail != "none":
-                context["ti"].xcom_push(
-                    key="return_value", value=records(decision, self.xcom_detail, self.xcom_max_jobs)[0]
-                )
+                kept, cut = records(decision, self.xcom_detail, self.xcom_max_jobs)
+                self.log_cut(len(kept), cut)
+                context["ti"].xcom_push(key="return_value", value=kept)
             if self.if_active == "skip":
                 raise AirflowSkipException(message)
             raise AirflowFailException(message)
-        return self.finish(context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs)) or []
-
-
-def _statuses(job_status: list[str] | str | None) -> list[str]:
-    if job_status is None or job_status == "":
-        return []
-    statuses = [job_status] if isinstance(job_status, str) else list(job_status)
-    unknown = [s for s in statuses if s not in ALL_STATUSES]
-    if unknown:
-        raise InvalidQueryError(f"job_status contains {unknown}: use any of {', '.join(ALL_STATUSES)}.")
-    return statuses
+        recorded = self.finish(context, verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
+        return recorded if self.xcom_detail != "none" else None

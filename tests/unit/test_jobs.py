@@ -175,3 +175,74 @@ def test_eks_a_failing_init_container_is_the_attempt_s_outcome() -> None:
     message = failure_message([job], 1, Policy.build())
     assert "attempt 1: exit code 1 (init container 'fetch')" in message and "AccessDenied: s3://in" in message
     assert job.to_record()["attempts"][0]["container"] == "fetch"
+
+
+def test_a_summary_record_claims_no_attempt_it_does_not_know() -> None:
+    """A ListJobs summary of a job that ran twice (137, then 0): the container is the last attempt's, startedAt the
+    first's. Its record says how the job ended and leaves attempts, log stream and queue out."""
+    summary = {
+        "jobArn": "arn:aws:batch:us-east-1:123456789012:job/j",
+        "jobId": "j",
+        "jobName": "retried",
+        "status": "SUCCEEDED",
+        "createdAt": 1,
+        "startedAt": 10,  # the first attempt's
+        "stoppedAt": 20,
+        "container": {"exitCode": 0},
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/jd:1",
+    }
+    job = JobView(summary)
+    record = job.to_record()
+    assert record["described"] is False and record["final_exit_code"] == 0 and record["started_at"] == 10
+    assert not {"attempts", "log_stream", "job_queue"} & set(record)
+    (last,) = job.attempts  # the verdict still reads how it ended, as the last attempt, unnumbered and untimed
+    assert (last.index, last.exit_code, last.started_at, last.stopped_at) == (None, 0, None, None)
+    assert last.describe().startswith("last attempt: exit code 0")
+    described = JobView({**summary, "jobQueue": "q", "attempts": [{"container": {"exitCode": 137}}]}).to_record()
+    assert described["described"] is True and described["job_queue"] == "q"
+    assert [a["index"] for a in described["attempts"]] == [0]
+
+
+def logged(**raw: object) -> JobView:
+    base = {"jobArn": "arn:aws:batch:eu-west-3:123456789012:job/j", "jobId": "j", "jobQueue": "q", "status": "FAILED"}
+    return JobView({**base, **raw})
+
+
+def test_cloudwatch_log_follows_the_log_configuration() -> None:
+    options = {"awslogs-group": "/etl", "awslogs-region": "eu-west-1"}
+    container = {
+        "exitCode": 1,
+        "logStreamName": "s/1",
+        "logConfiguration": {"logDriver": "awslogs", "options": options},
+    }
+    assert logged(container=container).cloudwatch_log() == {
+        "awslogs_group": "/etl",
+        "awslogs_region": "eu-west-1",
+        "awslogs_stream_name": "s/1",
+    }
+    plain = logged(container={"exitCode": 1, "logStreamName": "s/1"}).cloudwatch_log()
+    assert plain == {"awslogs_group": None, "awslogs_region": "eu-west-3", "awslogs_stream_name": "s/1"}  # defaults
+    splunk = {**container, "logConfiguration": {"logDriver": "splunk"}}
+    assert logged(container=splunk).cloudwatch_log() is None
+    assert logged(eksAttempts=[{"containers": [{"exitCode": 1}], "podName": "pod"}]).cloudwatch_log() is None
+    assert JobView({"jobId": "j", "status": "FAILED", "container": {"exitCode": 1}}).cloudwatch_log() is None
+
+
+def test_cloudwatch_log_of_an_ecs_job_is_the_deciding_container_s() -> None:
+    definition = [
+        {"name": "sidecar", "essential": False, "logConfiguration": {"options": {"awslogs-group": "/side"}}},
+        {"name": "main", "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/main"}}},
+    ]
+    attempt = {
+        "taskProperties": [
+            {
+                "containers": [
+                    {"name": "sidecar", "exitCode": 137, "logStreamName": "side/1"},
+                    {"name": "main", "exitCode": 2, "logStreamName": "main/1"},
+                ]
+            }
+        ]
+    }
+    job = logged(ecsProperties={"taskProperties": [{"containers": definition}]}, attempts=[attempt])
+    log = job.cloudwatch_log()
+    assert log is not None and (log["awslogs_group"], log["awslogs_stream_name"]) == ("/main", "main/1")
