@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from airflow_batch_jobs.failures import diagnose_attempts, failure_class
 from airflow_batch_jobs.query import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 REDACTED = "***"
@@ -319,6 +320,7 @@ class JobView:
             "started_at": self.started_at,
             "stopped_at": self.stopped_at,
             "final_exit_code": self.final_exit_code,
+            "failure_class": failure_class(self),  # airflow_batch_jobs.failures: None unless the job FAILED
             "array_properties": _json_copy(self.array_properties),
             "node_properties": _json_copy(self.node_properties),
             "is_cancelled": self.is_cancelled,
@@ -327,7 +329,10 @@ class JobView:
         if self.is_described:
             record["job_queue"] = self.job_queue
             record["log_stream"] = self.log_stream
-            record["attempts"] = [a.to_record() for a in self.attempts]
+            record["attempts"] = [
+                {**a.to_record(), "failure_class": d.failure_class.value if d is not None else None}
+                for a, d in zip(self.attempts, diagnose_attempts(self), strict=True)
+            ]
         return record
 
     def redacted_detail(self) -> dict[str, Any]:

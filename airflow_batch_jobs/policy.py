@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_batch_jobs.failures import count_classes, diagnose_attempts, diagnose_job
 from airflow_batch_jobs.query import ALL_STATUSES
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ class Decision:
     jobs: Sequence[JobView] = ()
     failed: Sequence[JobView] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
+    skipped: Sequence[JobView] = ()  # the jobs behind a SKIP verdict (a skip exit code)
 
 
 def status_counts(jobs: Iterable[JobView]) -> dict[str, int]:
@@ -188,7 +190,7 @@ def judge(
             f"{j.job_name} ({j.job_id}) exit code {j.final_exit_code}" for j in skipped[:MAX_JOBS_IN_MESSAGE]
         )
         return Decision(
-            Verdict.SKIP, f"{len(skipped)} job(s) ended with a skip exit code: {names}", jobs, failed, counts
+            Verdict.SKIP, f"{len(skipped)} job(s) ended with a skip exit code: {names}", jobs, failed, counts, skipped
         )
     tolerated = f", {len(failed)} failure(s) tolerated" if failed else ""
     return Decision(Verdict.SUCCESS, f"all {len(jobs)} job(s) finished{tolerated}", jobs, failed, counts)
@@ -206,21 +208,29 @@ def stuck_jobs(
 
 
 def describe_job(job: JobView) -> str:
-    """One failed job as a person needs it: name, id, status and reason, each attempt, the log stream."""
+    """One failed job as a person needs it: name, id, status and reason, each attempt with its failure class, the log
+    stream, and what to do about the job's failure (:mod:`airflow_batch_jobs.failures`)."""
     lines = [f"- {job.job_name} ({job.job_id}): {job.status}"]
     if job.status_reason:
         lines[0] += f", status reason {job.status_reason!r}"
     if job.is_cancelled or job.is_terminated:
         lines[0] += " (cancelled)" if job.is_cancelled else " (terminated)"
     if job.attempts:
-        lines.extend(f"    {attempt.describe()}" for attempt in job.attempts)
+        for attempt, diagnosis in zip(job.attempts, diagnose_attempts(job), strict=True):
+            kind = f" [{diagnosis.failure_class.label}]" if diagnosis is not None else ""
+            lines.append(f"    {attempt.describe()}{kind}")
     else:
         lines.append("    no attempt ran")
+    diagnosis = diagnose_job(job)
+    if diagnosis is not None:
+        lines.append(f"    => {diagnosis.failure_class.label}: {diagnosis.advice}")
     return "\n".join(lines)
 
 
 def failure_message(failed: Sequence[JobView], total: int, policy: Policy) -> str:
-    header = f"{len(failed)} of {total} AWS Batch job(s) failed (tolerated: {policy.max_failed_jobs})."
+    classes = count_classes(failed)
+    header = f"{len(failed)} of {total} AWS Batch job(s) failed (tolerated: {policy.max_failed_jobs})"
+    header += f": {classes}." if classes else "."
     body = [describe_job(job) for job in failed[:MAX_JOBS_IN_MESSAGE]]
     if len(failed) > MAX_JOBS_IN_MESSAGE:
         body.append(f"... and {len(failed) - MAX_JOBS_IN_MESSAGE} more failed job(s).")
