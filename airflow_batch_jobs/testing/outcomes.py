@@ -22,6 +22,10 @@ class AttemptScript:
     ECS-properties job by name (``{"sidecar": 1}``); unscripted non-essential ones are stopped with 137 or 143
     when the essential one exits. ``init_exit_code`` / ``init_reason`` script an EKS job's init container: a
     non-zero code fails the attempt before the main container starts.
+
+    ``log``: the lines the (essential) container writes to its CloudWatch log stream over the attempt (None: a few
+    plausible ones, see :mod:`.logs`); ``log_stream=False`` (``"log": false`` in a script): it writes none, and
+    its stream never exists.
     """
 
     exit_code: int | None = 0
@@ -31,6 +35,8 @@ class AttemptScript:
     containers: Mapping[str, int | None] = field(default_factory=dict)
     init_exit_code: int | None = 0
     init_reason: str | None = None
+    log: tuple[str, ...] | None = None
+    log_stream: bool = True
 
     @property
     def init_failed(self) -> bool:
@@ -49,11 +55,22 @@ class AttemptScript:
             containers=dict(data.get("containers") or {}),
             init_exit_code=data.get("init_exit_code", 0),
             init_reason=data.get("init_reason"),
+            log=_log_lines(data.get("log")),
+            log_stream=data.get("log") is not False,
         )
 
 
+def _log_lines(value: Any) -> tuple[str, ...] | None:
+    """A script's ``log``: a list of lines, or null / false (checked here: a typo should not pass as no log)."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, list | tuple) and all(isinstance(line, str) for line in value):
+        return tuple(value)
+    raise ValueError(f"attempt log={value!r}: give a list of lines (strings), or false for no log stream")
+
+
 ATTEMPT_KEYS = frozenset(
-    {"exit_code", "reason", "status_reason", "duration", "containers", "init_exit_code", "init_reason"}
+    {"exit_code", "reason", "status_reason", "duration", "containers", "init_exit_code", "init_reason", "log"}
 )
 
 

@@ -10,11 +10,16 @@ job_definitions:
   - {name: etl-ecs, kind: ecs}              # kind: container (default) | ecs | eks | multinode (num_nodes: 3)
                                             # ecs gets a non-essential sidecar with ecs_sidecar, eks an init
                                             # container with eks_init_containers (both on in realistic)
+  - {name: etl-loud, log_group: /etl/jobs}  # its containers' logConfiguration awslogs-group (default /aws/batch/job)
 outcomes:                                   # first match wins; unmatched jobs succeed
   - match: {name: "etl-load*"}              # name glob, definition (name glob), indices (array children)
     attempts: [{exit_code: 137, reason: "OutOfMemoryError: Container killed due to memory usage", duration: 8},
                {exit_code: 0, duration: 5}]
-    # per attempt also: status_reason, containers: {sidecar: 1} (ECS), init_exit_code / init_reason (EKS)
+    # per attempt also: status_reason, containers: {sidecar: 1} (ECS), init_exit_code / init_reason (EKS),
+    # log: ["line", ...] (what the container writes to its CloudWatch log stream; unset: a few plausible lines;
+    # false: no stream at all)
+  - match: {name: "etl-spot"}               # a Spot reclaim: no exit code, the service's status reason
+    attempts: [{exit_code: null, status_reason: "Host EC2 (instance i-0123456789abcdef0) terminated."}]
   - {match: {name: "etl-stuck"}, stuck_runnable: true}
 submit:                                     # at: seconds after the emulator starts
   - {at: 0, name: etl-extract, queue: nightly, definition: etl}
@@ -168,6 +173,8 @@ class Scenario:
             )
             if "retry_strategy" in item:
                 body["retryStrategy"] = item["retry_strategy"]
+            if "log_group" in item:
+                _send_logs_to(body, str(item["log_group"]))
             model.register_job_definition(body)
         for rule in self.data.get("outcomes", []):
             match = rule.get("match", {})
@@ -186,6 +193,24 @@ class Scenario:
                     item.get("depends_on", []),
                 )
         model.run_schedule()
+
+
+def _send_logs_to(body: dict[str, Any], group: str) -> None:
+    """Every container of a job definition logs to CloudWatch Logs group ``group`` (``logConfiguration``)."""
+    configuration = {"logDriver": "awslogs", "options": {"awslogs-group": group}}
+    containers = [body["containerProperties"]] if "containerProperties" in body else []
+    for task in (body.get("ecsProperties") or {}).get("taskProperties") or []:
+        containers.extend(task.get("containers") or [])
+    for node_range in (body.get("nodeProperties") or {}).get("nodeRangeProperties") or []:
+        containers.append(node_range["container"])
+    if not containers:
+        name = body["jobDefinitionName"]
+        raise ValueError(
+            f"job definition {name!r}: log_group applies to container, ecs and multinode job definitions "
+            "(an EKS job logs to its cluster)."
+        )
+    for container in containers:
+        container["logConfiguration"] = dict(configuration)
 
 
 def _submit_request(name: str, item: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""The emulator's HTTP face: AWS Batch rest-json on ``/v1/...``, and a control API on ``/_emulator/...``.
+"""The emulator's HTTP face: AWS Batch rest-json on ``/v1/...``, CloudWatch Logs JSON 1.1 on ``/`` (told apart by
+its ``X-Amz-Target`` header, as the one ``aws`` connection's endpoint serves both), and a control API on
+``/_emulator/...``.
 
 Requests are checked against botocore's own input shapes before the model sees them; with ``validate_responses``
 every answer is checked against the output shape too (the check botocore's Stubber makes).
@@ -19,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 from airflow_batch_jobs.testing.errors import BatchServiceError
 from airflow_batch_jobs.testing.faults import FAULT_KINDS, Fault, FaultPlan
+from airflow_batch_jobs.testing.logs import TARGET_PREFIX, LogsService, logs_service_model
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -65,6 +68,11 @@ class BatchApp:
         for name, handler in handlers.items():
             operation = service.operation_model(name)
             self.routes[operation.http["requestUri"]] = (operation, handler)
+        logs = logs_service_model()
+        self.targets = {
+            TARGET_PREFIX + name: (logs.operation_model(name), handler)
+            for name, handler in LogsService(model).handlers().items()
+        }
         self.validator = ParamValidator()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -75,13 +83,13 @@ class BatchApp:
             response = self._service(request, environ)
         return response(environ, start_response)
 
-    # -- AWS Batch -----------------------------------------------------------------------------------------
+    # -- AWS Batch and CloudWatch Logs ---------------------------------------------------------------------
     def _service(self, request: Request, environ: dict[str, Any]) -> Response:
-        route = self.routes.get(request.path)
+        target = request.headers.get("X-Amz-Target")
+        route = self.targets.get(target) if target else self.routes.get(request.path)
         if route is None or request.method != "POST":
-            return _error(
-                BatchServiceError(f"Unknown operation {request.method} {request.path}", "UnknownOperation", 404)
-            )
+            unknown = target or f"{request.method} {request.path}"
+            return _error(BatchServiceError(f"Unknown operation {unknown}", "UnknownOperation", 404))
         operation, handler = route
         delay, fault = self.faults.decide(operation.name)
         if delay:
@@ -120,7 +128,8 @@ class BatchApp:
             self.faults.record(entry)
             return _error(BatchServiceError(f"the emulator failed on {operation.name}: {err!r}", "EmulatorBug"))
         self.faults.record(entry)
-        return Response(json.dumps(result), status=200, headers=_request_id(), content_type="application/json")
+        content_type = "application/x-amz-json-1.1" if target else "application/json"
+        return Response(json.dumps(result), status=200, headers=_request_id(), content_type=content_type)
 
     def _check_output(self, operation: OperationModel, result: dict[str, Any]) -> None:
         if operation.output_shape is None:

@@ -14,6 +14,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_jobs.testing.lifecycle import ESSENTIAL_EXITED
+from airflow_batch_jobs.testing.logs import LogStreams, StreamRef, log_group
 from airflow_batch_jobs.testing.resources import with_container_defaults
 from airflow_batch_jobs.testing.rules import ACCOUNT, TERMINAL_STATUSES
 
@@ -38,6 +39,7 @@ class Shapes:
     def __init__(self, region: str, seed: int) -> None:
         self.region = region
         self.seed = seed
+        self.log_streams = LogStreams()  # every stream an attempt names, for the emulated CloudWatch Logs
 
     # -- attempts ------------------------------------------------------------------------------------------
     def attempt(self, job: Job, index: int, script: AttemptScript, start: int, stop: int) -> dict[str, Any]:
@@ -61,9 +63,16 @@ class Shapes:
         if kind == "ecs":
             containers = self._ecs_containers(job, index, script, task_id)
             return {**shape, "taskProperties": [{**placement, "taskArn": task_arn, "containers": containers}]}
+        stream = f"{job.definition.name}/default/{task_id}"
+        spec = (
+            job.definition.node_container(job.node_index)
+            if job.node_index is not None
+            else job.definition.body.get("containerProperties") or {}
+        )
+        self.log_streams.register(log_group(spec), stream, StreamRef(job, index, "default"))
         container: dict[str, Any] = {
             **pick({"exitCode": script.exit_code, "reason": script.reason}, "exitCode", "reason"),
-            "logStreamName": f"{job.definition.name}/default/{task_id}",
+            "logStreamName": stream,
             "taskArn": task_arn,
             "networkInterfaces": [],
             **placement,
@@ -81,11 +90,13 @@ class Shapes:
                 outcome = {"exitCode": script.exit_code, "reason": script.reason}
             else:
                 outcome = {"exitCode": rng.choice(SIDECAR_STOP_CODES)}
+            stream = f"{job.definition.name}/{name}/{task_id}"
+            self.log_streams.register(log_group(spec), stream, StreamRef(job, index, name, spec.get("essential", True)))
             out.append(
                 {
                     "name": name,
                     **pick(outcome, "exitCode", "reason"),
-                    "logStreamName": f"{job.definition.name}/{name}/{task_id}",
+                    "logStreamName": stream,
                     "networkInterfaces": [],
                 }
             )
