@@ -6,6 +6,8 @@ from unittest import mock
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_batch_jobs.testing import BatchEmulator
 
 
@@ -18,10 +20,36 @@ def context() -> dict[str, Any]:
     return {"ti": ti}
 
 
+def emulator_profile(request: pytest.FixtureRequest) -> str:
+    """The emulator profile a test module asks for with a module-level ``EMULATOR_PROFILE`` ("simple" when it does
+    not): the sensor and trigger tests run against the service's awkward behaviours (``realistic``: retries back to
+    RUNNABLE, visibility lag, lagging array summaries, ECS sidecars, EKS init containers, grouped listings)."""
+    return str(getattr(request.module, "EMULATOR_PROFILE", "simple"))
+
+
+@pytest.fixture
+def batch_emulator(request: pytest.FixtureRequest) -> Iterator[BatchEmulator]:
+    """The plugin's ``batch_emulator`` (a started emulator with ``queue`` and ``jobdef``), in the module's profile;
+    a test parametrizes it indirectly with behaviour switches to set single ones (``{"summary_lag_seconds": 0}``)."""
+    from airflow_batch_jobs.testing import BatchEmulator
+
+    behaviours = getattr(request, "param", None)
+    with BatchEmulator(profile=emulator_profile(request), behaviours=behaviours) as emulator:
+        emulator.setup()
+        yield emulator
+
+
 @pytest.fixture
 def emu(batch_emulator: BatchEmulator, batch_aws_conn: str) -> BatchEmulator:
     """The emulator with ``aws_default`` pointing at it."""
     return batch_emulator
+
+
+def past_visibility_lag(emu: BatchEmulator) -> None:
+    """Move past the service's visibility lag: a just-submitted job is missing from ListJobs and DescribeJobs for a
+    moment (eventual consistency; the realistic profile's ``visibility_lag_seconds``). For tests about jobs the
+    service already shows, not about the lag."""
+    emu.advance(emu.behaviours.visibility_lag_seconds)
 
 
 def poke_until_done(sensor: Any, context: dict[str, Any], emu: BatchEmulator, step: float = 5, limit: int = 200) -> Any:

@@ -18,6 +18,7 @@ from airflow_batch_jobs.triggers.shared_poll import ClientPool, SharedPoll
 if TYPE_CHECKING:
     from airflow_batch_jobs.testing import BatchEmulator
 
+EMULATOR_PROFILE = "realistic"  # the service's awkward behaviours on (tests/airflow/conftest.py)
 INTERVAL = 30.0
 
 

@@ -20,6 +20,7 @@ from airflow_batch_jobs.watch import JobWatch
 if TYPE_CHECKING:
     from airflow_batch_jobs.testing import BatchEmulator
 
+EMULATOR_PROFILE = "realistic"  # the service's awkward behaviours on (tests/airflow/conftest.py)
 NO_RETRY = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 
 

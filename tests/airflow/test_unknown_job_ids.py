@@ -37,7 +37,7 @@ NO_SUCH_JOB = "00000000-0000-4000-8000-00000000dead"
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[BatchEmulator]:
     """An emulator whose jobs are invisible for 5 s after submission; the waits' clocks are its clock."""
-    with BatchEmulator(behaviours={"visibility_lag_seconds": LAG_S}) as emulator:
+    with BatchEmulator(profile="realistic", behaviours={"visibility_lag_seconds": LAG_S}) as emulator:
         emulator.setup()
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", emulator.airflow_connection())
         monkeypatch.setattr("airflow_batch_jobs.watch.wall_clock_ms", emulator.now_ms)

@@ -41,7 +41,7 @@ NOT_PROVEN = "No verdict can be proven"
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[BatchEmulator]:
     """An emulator that keeps finished jobs for ``RETENTION_S``; the waits' clocks are its clock."""
-    with BatchEmulator(retention_seconds=RETENTION_S) as emulator:
+    with BatchEmulator(profile="realistic", retention_seconds=RETENTION_S) as emulator:
         emulator.setup()
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", emulator.airflow_connection())
         monkeypatch.setattr("airflow_batch_jobs.watch.wall_clock_ms", emulator.now_ms)
