@@ -243,6 +243,10 @@ class BatchJobsVerdictMixin(BatchJobsTaskMixin):
     policy, its XCom options, and :meth:`finish`, which turns a verdict event into the task's outcome."""
 
     policy: Policy
+    # the failed jobs' last log lines in the task log (airflow_batch_jobs.log_tail): the sensor and the check operator
+    # take log_lines / log_jobs; off elsewhere
+    log_lines: int = 0
+    log_jobs: int = 0
 
     def _init_verdict(self, policy: Policy, xcom_detail: str, xcom_max_jobs: int) -> None:
         self._init_xcom(xcom_detail, xcom_max_jobs)
@@ -257,6 +261,7 @@ class BatchJobsVerdictMixin(BatchJobsTaskMixin):
         from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 
         from airflow_batch_jobs.links import persist_links
+        from airflow_batch_jobs.log_tail import show_log_tails
 
         status = event.get("status")
         if status == "waiting":
@@ -274,6 +279,7 @@ class BatchJobsVerdictMixin(BatchJobsTaskMixin):
         ti = context.get("ti")  # a test's bare context has none: the verdict stands, with nothing to push to
         if self.do_xcom_push and self.xcom_detail != "none" and ti is not None:
             ti.xcom_push(key="return_value", value=records)
+        show_log_tails(self, event)  # bounded; never raises
         if status == "skip":
             raise AirflowSkipException(event["message"])
         raise AirflowFailException(event["message"])

@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from airflow_batch_jobs.hooks.batch_jobs import DESCRIBE_JOBS_MAX_IDS
 from airflow_batch_jobs.jobs import JobView
 from airflow_batch_jobs.links import link_target
+from airflow_batch_jobs.log_tail import log_sources
 from airflow_batch_jobs.policy import Decision, Policy, Verdict, judge, stuck_jobs
 from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES, JobQuery
 
@@ -843,7 +844,8 @@ def job_records(jobs: Sequence[JobView], xcom_detail: str) -> list[dict[str, Any
 
 
 def verdict_event(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> dict[str, Any]:
-    """The payload a trigger yields and ``execute_complete`` reads (JSON-native)."""
+    """The payload a trigger yields and ``execute_complete`` reads (JSON-native). ``logs``: where the jobs behind a
+    failure or a skip logged, for their last lines in the task log (:mod:`airflow_batch_jobs.log_tail`)."""
     recs, cut = records(decision, xcom_detail, xcom_max_jobs)
     return {
         "status": decision.verdict.value,
@@ -852,4 +854,5 @@ def verdict_event(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> d
         "cut": cut,
         "failed": len(decision.failed),
         "links": link_target(decision),  # the job the console links show, chosen from the verdict, not the records
+        "logs": log_sources(decision),
     }

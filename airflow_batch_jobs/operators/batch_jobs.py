@@ -23,6 +23,7 @@ from airflow_batch_jobs.arguments import (
 )
 from airflow_batch_jobs.jobs import JobView
 from airflow_batch_jobs.links import EXTRA_LINKS
+from airflow_batch_jobs.log_tail import DEFAULT_LOG_JOBS, DEFAULT_LOG_LINES, check_log_arguments
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict, judge
 from airflow_batch_jobs.query import JobQuery
 from airflow_batch_jobs.watch import (
@@ -230,6 +231,11 @@ class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
 
     Jobs still active (or fewer than ``min_jobs``): ``if_active='fail'`` (default) fails the task, ``'skip'``
     skips it. A skip exit code skips the task (and what depends on it); failed jobs fail it, with the message.
+
+    :param log_lines: when jobs failed (or hit a skip exit code), the task log shows the last this many lines of
+        each one's last attempt's CloudWatch log stream (0: none; at most 10,000), read within 10 s all together,
+        never changing the outcome (:mod:`airflow_batch_jobs.log_tail`).
+    :param log_jobs: of at most this many jobs, failed first (0: none; at most 20).
     """
 
     template_fields: Sequence[str] = QUERY_FIELDS
@@ -257,6 +263,8 @@ class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
         if_active: str = "fail",
         xcom_detail: str = "summary",
         xcom_max_jobs: int = 1000,
+        log_lines: int = DEFAULT_LOG_LINES,
+        log_jobs: int = DEFAULT_LOG_JOBS,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -288,6 +296,8 @@ class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
             raise InvalidPolicyError(f"if_active={if_active!r}: use 'fail' or 'skip'.")
         self._init_verdict(policy, xcom_detail, xcom_max_jobs)
         self.if_active = if_active
+        check_log_arguments(log_lines, log_jobs)
+        self.log_lines, self.log_jobs = log_lines, log_jobs
         self._init_connection(aws_conn_id, region_name, verify, botocore_config)
 
     def execute(self, context: Any) -> list[dict[str, Any]] | None:

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from airflow_batch_jobs.arguments import QUERY_FIELDS, BatchJobsVerdictMixin
 from airflow_batch_jobs.links import EXTRA_LINKS
+from airflow_batch_jobs.log_tail import DEFAULT_LOG_JOBS, DEFAULT_LOG_LINES, check_log_arguments
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 from airflow_batch_jobs.wait_state import Continuity, StoredWait, WaitMemory, fingerprint
@@ -56,6 +57,11 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
     Airflow's ``task_state_store`` (Airflow >= 3.3), and handed to the trigger in its kwargs when deferring. Where a
     try cannot know what earlier ones saw (no ``task_state_store``), it refuses a success it cannot prove: see
     :mod:`airflow_batch_jobs.wait_state`.
+
+    :param log_lines: when jobs fail (or hit a skip exit code), the task log shows the last this many lines of each
+        one's last attempt's CloudWatch log stream (0: none; at most 10,000), read within 10 s all together after
+        the verdict, which they never change (:mod:`airflow_batch_jobs.log_tail`).
+    :param log_jobs: of at most this many jobs, failed first (0: none; at most 20).
     """
 
     template_fields: Sequence[str] = QUERY_FIELDS
@@ -86,6 +92,8 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
         xcom_max_jobs: int = 1000,
         max_poll_errors: int = 5,
         deferrable: bool | None = None,
+        log_lines: int = DEFAULT_LOG_LINES,
+        log_jobs: int = DEFAULT_LOG_JOBS,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -122,6 +130,8 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
         if self.timeout <= 0:
             raise InvalidPolicyError(f"timeout={self.timeout!r}: use a positive number of seconds.")
         self.max_poll_errors = max_poll_errors
+        check_log_arguments(log_lines, log_jobs)
+        self.log_lines, self.log_jobs = log_lines, log_jobs
         # None: [operators] default_deferrable, as the amazon provider's sensors do
         self.deferrable = (
             conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
