@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task  # airflow.sdk on Airflow 3, also found on 2.11
 
 from airflow_batch_jobs.operators.batch_jobs import BatchDescribeJobsOperator, BatchListJobsOperator
 

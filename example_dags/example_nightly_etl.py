@@ -1,7 +1,8 @@
 """Wait for tonight's ETL jobs by name prefix (deferrable), then describe the ones that failed.
 
 Shows: a name-prefix filter with a created-at window taken from the run itself (``dag_run.run_after``, set for
-every run, also one triggered from the CLI or UI where there is no logical date); ``min_jobs`` set to the number of
+every run on Airflow 3, also one triggered from the CLI or UI where there is no logical date; Airflow 2.11 has no
+``run_after`` but always sets the logical date, which the template takes there); ``min_jobs`` set to the number of
 jobs the night runs (the sensor sees only the jobs submitted so far); the deferrable sensor; downstream tasks that
 run even when the wait failed and describe the failed jobs from the sensor's XCom; and a last task with the default
 trigger rule, so that a failed wait leaves the run failed (a run takes its state from its last tasks, and the
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task  # airflow.sdk on Airflow 3, also found on 2.11
 
 from airflow_batch_jobs.operators.batch_jobs import BatchDescribeJobsOperator
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
@@ -28,7 +29,7 @@ with DAG(
         task_id="wait_for_nightly_etl",
         job_queue="nightly",
         job_name="etl-*",
-        created_after="{{ dag_run.run_after - macros.timedelta(hours=12) }}",
+        created_after="{{ (dag_run.run_after | default(dag_run.logical_date)) - macros.timedelta(hours=12) }}",
         min_jobs=4,  # extract, transform, load, publish: with fewer, finished early jobs could pass for the night
         fail_fast=False,
         deferrable=True,

@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import (
 from botocore.exceptions import ClientError
 
 from airflow_batch_jobs.arguments import QUERY_FIELDS, BatchJobsVerdictMixin
+from airflow_batch_jobs.compat import TriggerTimeoutIsSensorTimeout
 from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.log_tail import DEFAULT_LOG_JOBS, DEFAULT_LOG_LINES, check_log_arguments
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
+class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, BaseSensorOperator):
     """Wait for the AWS Batch jobs matching a queue and filters to finish; succeed, skip or fail on their exit codes.
 
     Selector (exactly one): ``job_queue``, ``array_job_id``, ``multi_node_job_id`` or ``job_ids`` (ids or job ARNs,
@@ -100,6 +101,12 @@ class BatchJobsSensor(BatchJobsVerdictMixin, BaseSensorOperator):
         botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        # checked before Airflow < 3.2 rejects a negative one itself, with an error that is no ValueError
+        for name in ("poke_interval", "timeout"):
+            seconds = kwargs.get(name)
+            seconds = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
+            if isinstance(seconds, int | float) and seconds <= 0:
+                raise InvalidPolicyError(f"{name}={kwargs[name]!r}: use a positive number of seconds.")
         super().__init__(**kwargs)
         self._init_query(
             job_queue=job_queue,
