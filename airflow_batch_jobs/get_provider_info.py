@@ -11,6 +11,9 @@ from typing import Any
 from airflow_batch_jobs import __version__
 
 INTEGRATION = "AWS Batch jobs"
+# pyproject.toml's project.urls Documentation (the README, as the package's page shows it). Airflow 3.3 takes it from
+# the installed metadata's Project-URL, over this value; older versions take it from here. A test keeps them equal.
+DOCUMENTATION_URL = "https://pypi.org/project/airflow-batch-jobs/"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -18,6 +21,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-batch-jobs",
         "name": "AWS Batch jobs",
         "description": "Find, wait on and judge AWS Batch jobs by queue, name, definition and creation time.",
+        "documentation-url": DOCUMENTATION_URL,
         "versions": [__version__],
         "integrations": [
             {
