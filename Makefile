@@ -1,4 +1,4 @@
-# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Two commands set everything up on a fresh machine: `make demo` and `make test` (`make unit` for the quick loop).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,10 +24,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The quick loop: every test but those marked e2e (real Airflow processes) or slow (see pyproject.toml's markers),
+# over UNIT_WORKERS processes (pytest-xdist).
+UNIT_WORKERS ?= 2
 unit: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(UNIT_WORKERS) -m "not e2e and not slow"
 
-test: lint typecheck unit
+# CI's test command: lint, types and the whole suite, e2e and slow tests included.
+test: lint typecheck
+	$(BIN)/pytest -q
 
 demo: install
 	$(BIN)/python demo/run.py

@@ -185,6 +185,7 @@ def test_reschedule_runnable_timeout_counts_from_the_try_that_first_saw_it(emu: 
     assert tries.count == 4  # at 0, 300, 600 s waiting; at 900 s past the timeout
 
 
+@pytest.mark.slow  # a 2,000-child array judged child by child: minutes on a loaded machine
 def test_reschedule_keeps_what_it_stores_small_and_json_native(emu: BatchEmulator) -> None:
     """A 2,000-child array with 500 failed children (tolerated) and the rest running: a few hundred bytes."""
     emu.add_outcome({"attempts": [{"exit_code": 1, "duration": 5}]}, name="etl-fan", indices=range(500))

@@ -88,6 +88,7 @@ def _dags_test(env: dict[str, str], dag_id: str) -> str:
     return run.stdout + run.stderr
 
 
+@pytest.mark.e2e
 def test_array_fanout_dag_runs_against_the_emulator(airflow_home: dict[str, str]) -> None:
     with BatchEmulator(speed=20) as emu:
         emu.setup(queue="nightly")
@@ -104,6 +105,7 @@ def test_array_fanout_dag_runs_against_the_emulator(airflow_home: dict[str, str]
         assert emu.calls.get("ListJobs", 0) >= 2
 
 
+@pytest.mark.e2e
 def test_nightly_dag_fails_with_a_readable_message(airflow_home: dict[str, str]) -> None:
     with BatchEmulator(speed=20) as emu:
         emu.setup(queue="nightly")
@@ -128,6 +130,7 @@ def test_nightly_dag_fails_with_a_readable_message(airflow_home: dict[str, str])
         assert run.returncode != 0 and "DagRun failed" in output
 
 
+@pytest.mark.e2e
 def test_nightly_dag_succeeds_when_every_job_does(tmp_path: Path) -> None:
     home = _migrated_home(tmp_path)  # its own metadata DB: one run of the DAG to read back
     with BatchEmulator(speed=20) as emu:
@@ -145,6 +148,7 @@ def test_nightly_dag_succeeds_when_every_job_does(tmp_path: Path) -> None:
         assert _run_state(env, "example_nightly_etl") == "success"
 
 
+@pytest.mark.e2e
 def test_exit_code_gate_skips_downstream_on_no_new_data(airflow_home: dict[str, str]) -> None:
     with BatchEmulator(speed=20) as emu:
         emu.setup(queue="nightly")
@@ -161,6 +165,7 @@ def test_exit_code_gate_skips_downstream_on_no_new_data(airflow_home: dict[str, 
         assert "publish" not in _xcoms(env, "example_exit_code_gate")
 
 
+@pytest.mark.e2e
 def test_list_then_describe_feeds_records_downstream(airflow_home: dict[str, str]) -> None:
     with BatchEmulator(speed=20) as emu:
         emu.setup(queue="nightly")

@@ -15,6 +15,8 @@ from tests.e2e.real_airflow import Airflow, airflow_env, free_port, migrate
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[BatchEmulator]:

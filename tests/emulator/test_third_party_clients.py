@@ -132,6 +132,7 @@ def _submit_named(emu: BatchEmulator, prefix: str, count: int) -> None:
         emu.submit(f"{prefix}{i:03d}")
 
 
+@pytest.mark.slow  # runs the AWS CLI, a new Python process per call
 def test_cli_auto_paginates_past_100_matching_jobs(batch_emulator: BatchEmulator, tmp_path: Path) -> None:
     _submit_named(batch_emulator, "cli-", 150)
     _submit_named(batch_emulator, "other-", 5)
@@ -145,6 +146,7 @@ def test_cli_auto_paginates_past_100_matching_jobs(batch_emulator: BatchEmulator
     assert batch_emulator.calls.get("ListJobs") == 2  # pages of 100 (the most with a filter) and 50
 
 
+@pytest.mark.slow  # runs the AWS CLI, a new Python process per call
 def test_cli_page_size_and_max_items_with_its_own_token(
     batch_emulator: BatchEmulator, batch_client: Any, tmp_path: Path
 ) -> None:
@@ -182,6 +184,7 @@ def test_cli_page_size_and_max_items_with_its_own_token(
     assert ids == expected and len(set(ids)) == 150  # newest first, nothing lost or repeated across the resume
 
 
+@pytest.mark.slow  # runs the AWS CLI, a new Python process per call
 def test_cli_service_errors_exit_255_with_the_services_message(batch_emulator: BatchEmulator, tmp_path: Path) -> None:
     unknown = _aws(batch_emulator, tmp_path, "list-jobs", "--job-queue", "no-such-queue", "--job-status", "RUNNING")
     assert unknown.returncode == 255, unknown
@@ -204,6 +207,7 @@ def test_cli_service_errors_exit_255_with_the_services_message(batch_emulator: B
     ), two.stderr
 
 
+@pytest.mark.slow  # runs the AWS CLI, a new Python process per call
 def test_cli_submit_then_describe(batch_emulator: BatchEmulator, tmp_path: Path) -> None:
     submitted = _aws_json(
         batch_emulator,

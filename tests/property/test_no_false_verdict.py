@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from .driver import play
@@ -35,6 +36,7 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.mark.slow  # 25 generated histories, each polled in three modes
 @given(histories())
 def test_every_verdict_is_right(history: History) -> None:
     emu, result = play(history)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .matrix import Outcome
 
 ROWS = dict(rows())
+pytestmark = pytest.mark.slow  # one whole wait per row, faults and botocore retries included: minutes in all
 
 
 @pytest.mark.parametrize("fault", list(ROWS))

@@ -3,7 +3,11 @@ no verdict before the last job finished, no flap after, and memory flat once eve
 
 from __future__ import annotations
 
+import pytest
+
 from .soak import run
+
+pytestmark = pytest.mark.slow  # 300 jobs over six emulated hours: minutes of wall time
 
 
 def test_six_emulated_hours_no_flap_flat_memory() -> None:

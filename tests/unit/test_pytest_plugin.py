@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a pytest run in a new Python process
+
 # Runs pytest as a user without the extra has it: werkzeug and PyYAML (what the extra adds) cannot be imported, and
 # importing them raises what Python raises for a module that is not installed.
 WITHOUT_THE_EXTRA = """
