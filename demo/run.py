@@ -62,6 +62,11 @@ SHOWN = (
     "Error",
     "Skipping task",
     "- etl",
+    "log line(s) of",  # a failed job's last log lines (airflow_batch_jobs.log_tail), framed
+    "Log lines of",
+    "  │ ",
+    "  └ ",
+    "    => ",  # a failed job's class and what to do
 )
 
 # fields of Airflow's log lines left out of what the demo prints (the whole lines are in .demo/logs)
@@ -224,6 +229,11 @@ def main() -> int:
     deferred = any("Pausing task as DEFERRED" in line for line in logs.get("example_nightly_etl", []))
     print(f"  {'ok ' if deferred else 'BAD'} example_nightly_etl.wait_for_nightly_etl deferred while its jobs ran")
     ok &= deferred
+    nightly = "".join(logs.get("example_nightly_etl", []))
+    explained = "1 application" in nightly and "  │ botocore.exceptions.ClientError" in nightly
+    label = "example_nightly_etl.wait_for_nightly_etl showed etl-publish's log lines and its failure class"
+    print(f"  {'ok ' if explained else 'BAD'} {label}")
+    ok &= explained
     print(f"\nDemo {'behaved as the scenario expects' if ok else 'did NOT behave as expected'} "
           f"in {time.monotonic() - started:.0f} s.")  # fmt: skip
     return 0 if ok else 1
