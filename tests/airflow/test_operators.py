@@ -16,6 +16,7 @@ from airflow_batch_jobs.operators.batch_jobs import (
 )
 from airflow_batch_jobs.query import InvalidQueryError
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
+from airflow_batch_jobs.testing.deferral import run_deferred
 from airflow_batch_jobs.watch import JobWatch
 
 if TYPE_CHECKING:
@@ -354,3 +355,20 @@ def test_every_operator_fails_without_retry_on_a_request_the_service_rejects(emu
         with pytest.raises(AirflowException) as err:
             task.execute(context)
         assert not isinstance(err.value, AirflowFailException), task
+
+
+def test_a_deferred_sensor_s_links_come_with_its_verdict_not_its_records(emu: BatchEmulator, context: dict) -> None:
+    """xcom_detail='none': the trigger's event carries no records, and the links are still set from its verdict."""
+    register_logged_definition(emu, "logged", {"logDriver": "awslogs", "options": {"awslogs-group": "/custom/etl"}})
+    emu.add_outcome({"attempts": [{"exit_code": 2, "duration": 120}]}, name="etl-bad")
+    job = emu.submit("etl-bad", definition="logged")
+    sensor = BatchJobsSensor(task_id="s", job_queue="queue", deferrable=True, xcom_detail="none", poke_interval=30)
+    with pytest.raises(AirflowFailException, match="etl-bad"):
+        run_deferred(sensor, emu, context)
+    pushed = context["ti"].pushed
+    assert "return_value" not in pushed
+    assert pushed["batch_job_details"]["job_id"] == job
+    assert (pushed["cloudwatch_events"]["awslogs_group"], pushed["cloudwatch_events"]["awslogs_region"]) == (
+        "/custom/etl",
+        "us-east-1",
+    )
