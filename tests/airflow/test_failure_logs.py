@@ -285,3 +285,42 @@ def test_bad_log_arguments_fail_at_parse_time(argument: str, value: Any, needle:
         with pytest.raises(InvalidPolicyError) as err:
             build()
         assert needle in str(err.value)
+
+
+SPOT = "Host EC2 (instance i-0123456789abcdef0) terminated."
+OOM = "OutOfMemoryError: Container killed due to memory usage"
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"),
+    [
+        ({"exit_code": None, "status_reason": SPOT}, "infrastructure"),
+        ({"exit_code": None, "reason": "CannotPullContainerError: manifest unknown"}, "infrastructure"),
+        ({"exit_code": 137, "reason": OOM}, "out_of_memory"),
+        ({"exit_code": 137, "status_reason": "Job attempt duration exceeded timeout"}, "timeout"),
+        ({"exit_code": 4, "reason": "ValueError: bad row"}, "application"),
+        ({"exit_code": None}, "unknown"),
+    ],
+)
+def test_each_class_scripted_on_the_emulator_reaches_message_and_records(
+    emu: BatchEmulator, context: dict, attempt: dict[str, Any], expected: str
+) -> None:
+    emu.add_outcome({"attempts": [attempt]}, name="classed")
+    emu.submit("classed")
+    message = failure_of(sensor(job_name="classed", log_lines=0), context, emu)
+    label = expected.replace("_", " ")
+    assert message.splitlines()[0].endswith(f": 1 {label}.") and f"=> {label}: " in message
+    (record,) = context["ti"].pushed["return_value"]
+    assert record["failure_class"] == expected and record["attempts"][-1]["failure_class"] == expected
+
+
+def test_a_terminated_job_is_cancelled_whatever_its_attempts_showed(emu: BatchEmulator, context: dict) -> None:
+    emu.add_outcome({"attempts": [{"exit_code": 137, "reason": OOM, "duration": 10}, {"duration": 600}]}, name="long")
+    job = emu.submit("long", retryStrategy={"attempts": 2})
+    emu.advance(6 + 10 + 4 + 30)  # the first attempt was killed; the retry runs
+    emu.client().terminate_job(jobId=job, reason="stopped by the on-call engineer")
+    message = failure_of(sensor(job_name="long", log_lines=0), context, emu)
+    assert "1 cancelled." in message.splitlines()[0] and "stopped by the on-call engineer" in message
+    (record,) = context["ti"].pushed["return_value"]
+    assert record["failure_class"] == "cancelled"
+    assert [a["failure_class"] for a in record["attempts"]] == ["out_of_memory", "cancelled"]

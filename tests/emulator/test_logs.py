@@ -4,10 +4,12 @@ the attempt's run, streams that never exist, other log groups, faults."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import boto3
 import pytest
+from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
@@ -247,3 +249,18 @@ def test_a_scenario_scripts_lines_reasons_and_the_log_group() -> None:
         assert messages(answer) == ["a"]
     with pytest.raises(ValueError, match="log=7: give a list of lines"):
         BatchEmulator(scenario={**scenario, "outcomes": [{"match": {"name": "x"}, "attempts": [{"log": 7}]}]})
+
+
+def test_the_amazon_providers_logs_hook_reads_the_emulator(
+    batch_emulator: BatchEmulator, batch_client: Any, batch_aws_conn: str
+) -> None:
+    """AwsLogsHook's own calls: get_log_events (pages forward until the token repeats) and describe_log_streams."""
+    lines = [f"line {i}" for i in range(25)]
+    batch_emulator.add_outcome({"attempts": [{"exit_code": 1, "log": lines}]}, name="etl")
+    job = batch_emulator.submit("etl")
+    batch_emulator.advance(60)
+    (stream,) = streams_of(batch_client, job)
+    hook = AwsLogsHook(aws_conn_id=batch_aws_conn)
+    assert [e["message"] for e in hook.get_log_events(GROUP, stream)] == lines
+    found = asyncio.run(hook.describe_log_streams_async(GROUP, stream[:10], "LogStreamName", 5))
+    assert found is not None and [s["logStreamName"] for s in found["logStreams"]] == [stream]
