@@ -32,12 +32,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_jobs.links import DEFAULT_LOG_GROUP
-from airflow_batch_jobs.policy import InvalidPolicyError, Verdict
+from airflow_batch_jobs.policy import MAX_JOBS_IN_MESSAGE, InvalidPolicyError, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from airflow_batch_jobs.jobs import JobView
+    from airflow_batch_jobs.jobs import Attempt, JobView
     from airflow_batch_jobs.policy import Decision
 
 # The longest the failure's log lines may delay the task's end, all jobs together.
@@ -46,9 +46,8 @@ DEFAULT_LOG_LINES = 20
 DEFAULT_LOG_JOBS = 5
 # GetLogEvents returns at most 10,000 events a call (its ``limit``).
 MAX_LOG_LINES = 10_000
-# The failure message names at most this many jobs (policy.MAX_JOBS_IN_MESSAGE); the verdict carries where each of
-# them logged, and no more.
-MAX_LOG_JOBS = 20
+# The verdict carries where the jobs its message names logged, and no more.
+MAX_LOG_JOBS = MAX_JOBS_IN_MESSAGE
 FRAME = "  │ "  # before each of a job's lines in the task log
 FRAME_END = "  └ "
 
@@ -102,16 +101,23 @@ class LogSource:
         return f"{self.job_name} ({self.job_id}){attempt}{where}"
 
 
+def _attempt_number(attempt: Attempt | None) -> int | None:
+    return attempt.index + 1 if attempt is not None and attempt.index is not None else None
+
+
 def source_of(job: JobView) -> LogSource:
-    """Where ``job``'s last attempt logged (:meth:`JobView.cloudwatch_log`), or why there is nothing to read."""
+    """Where ``job``'s last attempt logged (:meth:`JobView.cloudwatch_log`: an earlier attempt's stream when the last
+    one names none, labelled with that attempt), or why there is nothing to read."""
     last = job.attempts[-1] if job.attempts else None
-    attempt = last.index + 1 if last is not None and last.index is not None else None
-    base = LogSource(job_id=job.job_id, job_name=job.job_name, attempt=attempt)
+    base = LogSource(job_id=job.job_id, job_name=job.job_name, attempt=_attempt_number(last))
     location = job.cloudwatch_log()
     if location is not None:
+        stream = location["awslogs_stream_name"]
+        writer = next((a for a in reversed(job.attempts) if a.log_stream == stream), last)
         return replace(
             base,
-            stream=location["awslogs_stream_name"],
+            attempt=_attempt_number(writer),
+            stream=stream,
             group=location["awslogs_group"] or DEFAULT_LOG_GROUP,
             region=location["awslogs_region"],
         )
