@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG  # airflow.sdk on Airflow 3, also found on 2.11
 
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 
