@@ -29,7 +29,13 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    MissingParametersError,
+    ParamValidationError,
+    ValidationError,
+)
 
 from airflow_batch_jobs.hooks.batch_jobs import DESCRIBE_JOBS_MAX_IDS
 from airflow_batch_jobs.jobs import JobView
@@ -88,15 +94,36 @@ class IncompleteListingError(Exception):
     """A listing that cannot be complete (e.g. fewer array children than the parent's size): no verdict."""
 
 
+# botocore's checks of a request before it is sent (types, required members, unknown keys): the same request fails
+# the same way on every retry, and AWS never saw it.
+REQUEST_VALIDATION_ERRORS = (ParamValidationError, ValidationError, MissingParametersError)
+
+
 def is_transient(error: BaseException) -> bool:
-    """Throttling, 5xx, dropped connections and incomplete listings are retried; anything else is final."""
+    """Throttling, 5xx, dropped connections and incomplete listings are retried; anything else (a request AWS Batch
+    rejected or botocore refused to send, an error in our own code) is final."""
     if isinstance(error, IncompleteListingError):
         return True
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return code in TRANSIENT_CODES or status >= 500 or status == 429
+    if isinstance(error, REQUEST_VALIDATION_ERRORS):
+        return False
     return isinstance(error, BotoCoreError)  # connection closed / timed out / endpoint unreachable
+
+
+def rejected_request(error: BaseException) -> str | None:
+    """Why a request can never succeed as it is (the task fails with this, without retries, which would fail alike):
+    AWS Batch rejected it, or botocore refused to send it. None for any other error: transient, or not about AWS."""
+    if isinstance(error, ClientError) and not is_transient(error):
+        return f"AWS Batch rejected the request: {error}"
+    if isinstance(error, REQUEST_VALIDATION_ERRORS):
+        return (
+            f"botocore refused to send the request to AWS Batch (its check of the request's parameters failed, so "
+            f"asking again cannot help; check the arguments it names): {error}"
+        )
+    return None
 
 
 def wall_clock_ms() -> int:

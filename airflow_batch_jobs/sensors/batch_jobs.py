@@ -15,7 +15,6 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
     conf,
 )
-from botocore.exceptions import ClientError
 
 from airflow_batch_jobs.arguments import QUERY_FIELDS, BatchJobsVerdictMixin
 from airflow_batch_jobs.compat import TriggerTimeoutIsSensorTimeout
@@ -24,7 +23,7 @@ from airflow_batch_jobs.log_tail import DEFAULT_LOG_JOBS, DEFAULT_LOG_LINES, che
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 from airflow_batch_jobs.wait_state import Continuity, StoredWait, WaitMemory, fingerprint
-from airflow_batch_jobs.watch import JobWatch, first_try_began_ms, is_transient, verdict_event
+from airflow_batch_jobs.watch import JobWatch, first_try_began_ms, is_transient, rejected_request, verdict_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -226,9 +225,10 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
             decision = watch.poll(self.hook)
         except Exception as err:
             if not is_transient(err):
-                if isinstance(err, ClientError):
-                    raise AirflowFailException(f"AWS Batch rejected the request: {err}") from err
-                raise  # not an answer from AWS (a bug of ours): as it is, with its traceback
+                rejected = rejected_request(err)
+                if rejected is not None:
+                    raise AirflowFailException(rejected) from err
+                raise  # not about AWS (a bug of ours): as it is, with its traceback
             self._poll_errors += 1
             if self._poll_errors >= self.max_poll_errors:
                 raise AirflowFailException(f"{self._poll_errors} polls in a row failed; last error: {err}") from err

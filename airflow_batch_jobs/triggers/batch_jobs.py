@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from botocore.exceptions import ClientError
 
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import Policy, Verdict
 from airflow_batch_jobs.query import JobQuery
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll, poll_key
 from airflow_batch_jobs.wait_state import Continuity, WaitMemory
-from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, verdict_event
+from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, rejected_request, verdict_event
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -122,8 +121,9 @@ class BatchJobsTrigger(BaseTrigger):
                     decision = await watch.ajudge(result, poll.hook, poll.client)
                     decision = continuity.guard(decision, query, policy, watch.clock())
                 except Exception as err:
-                    if isinstance(err, ClientError) and not is_transient(err):
-                        yield TriggerEvent({"status": "error", "message": f"AWS Batch rejected the request: {err}"})
+                    rejected = rejected_request(err)
+                    if rejected is not None:
+                        yield TriggerEvent({"status": "error", "message": rejected})
                         return
                     if not is_transient(err):  # not an answer from AWS: a bug of ours
                         self.log.exception("The wait failed in airflow-batch-jobs itself.")

@@ -8,11 +8,12 @@ from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
+from botocore.exceptions import ClientError, EndpointConnectionError, MissingParametersError, ParamValidationError
 
 from airflow_batch_jobs.query import InvalidQueryError
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
-from airflow_batch_jobs.watch import JobWatch
+from airflow_batch_jobs.watch import JobWatch, is_transient, rejected_request
 
 from .conftest import past_visibility_lag, poke_until_done
 
@@ -421,6 +422,37 @@ def test_a_bug_in_our_code_is_not_reported_as_an_aws_rejection(emu: BatchEmulato
     emu.submit("job")
     with mock.patch.object(JobWatch, "poll", side_effect=KeyError("jobId")), pytest.raises(KeyError):
         sensor().poke(context)  # raised as it is (with its traceback; task retries apply), not AirflowFailException
+
+
+def test_a_request_botocore_refuses_to_send_fails_the_task_at_once(emu: BatchEmulator, context: dict) -> None:
+    """botocore checks a request's parameters before sending it (ParamValidationError): the same request is refused on
+    every retry, so the first poke fails the task saying so. It was taken for a transient AWS fault: no verdict, poll
+    after poll, until max_poll_errors."""
+    emu.submit("job")
+    s = sensor(max_poll_errors=3)
+
+    def bad_page_size(params: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return {**params, "maxResults": "100"}  # a string where botocore's model wants an integer
+
+    s.hook.conn.meta.events.register("provide-client-params.batch.ListJobs", bad_page_size)
+    with pytest.raises(AirflowFailException) as err:
+        s.poke(context)
+    message = str(err.value)
+    assert "botocore refused to send the request" in message and "maxResults" in message
+    assert "polls in a row" not in message and emu.calls == {}  # never sent, never retried
+
+
+def test_only_faults_that_can_pass_are_transient() -> None:
+    refused = ParamValidationError(report="Invalid type for parameter jobs[0], value: 5")
+    assert not is_transient(refused) and "refused to send" in str(rejected_request(refused))
+    assert not is_transient(MissingParametersError(object_name="ListJobs", missing="jobQueue"))
+    assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))  # a connection: it may come back
+    assert rejected_request(EndpointConnectionError(endpoint_url="http://127.0.0.1:1")) is None
+    throttled = ClientError({"Error": {"Code": "TooManyRequestsException"}}, "ListJobs")
+    denied = ClientError({"Error": {"Code": "AccessDeniedException"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "x")
+    assert is_transient(throttled) and rejected_request(throttled) is None
+    assert not is_transient(denied) and "AWS Batch rejected the request" in str(rejected_request(denied))
+    assert rejected_request(KeyError("jobId")) is None  # ours: raised as it is
 
 
 def test_a_summary_showing_a_sidecar_s_exit_code_does_not_decide(context: dict) -> None:

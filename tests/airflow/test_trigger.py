@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from botocore.exceptions import ParamValidationError
 
 from airflow_batch_jobs.policy import Policy
 from airflow_batch_jobs.query import JobQuery
@@ -130,3 +131,19 @@ async def test_a_bug_in_our_code_is_not_reported_as_an_aws_rejection(batch_emula
     with pytest.raises(AirflowException) as err:  # retried like any task error, not failed for good
         sensor.execute_complete({"ti": mock.MagicMock()}, event)
     assert not isinstance(err.value, AirflowFailException)
+
+
+@pytest.mark.usefixtures("batch_aws_conn")
+async def test_a_request_botocore_refuses_to_send_ends_the_wait_at_once(batch_emulator: BatchEmulator) -> None:
+    """ParamValidationError is botocore's check of the request, before sending it: it ends the wait with an error event
+    (no retry can pass it), not a failed poll asked again until max_poll_errors."""
+    batch_emulator.submit("t-ok")
+    refused = ParamValidationError(report="Invalid type for parameter jobs[0], value: 5, type: <class 'int'>")
+    with mock.patch.object(JobWatch, "ajudge", side_effect=refused):
+        event, sleeps = await first_event(trigger(max_poll_errors=5))
+    assert event["status"] == "error" and "botocore refused to send the request" in event["message"]
+    assert "jobs[0]" in event["message"] and "polls in a row" not in event["message"] and not event.get("internal")
+    assert len(sleeps) <= 1  # judged at the first poll (the loop may have begun its next sleep)
+    sensor = BatchJobsSensor(task_id="wait", job_queue="queue")
+    with pytest.raises(AirflowFailException, match="refused to send"):  # fails the task: Airflow's retries would too
+        sensor.execute_complete({"ti": mock.MagicMock()}, event)
