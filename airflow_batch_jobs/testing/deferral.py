@@ -102,8 +102,6 @@ def _trigger_timeout() -> str:
     """The error Airflow resumes a deferred task with when its trigger timed out."""
     try:
         from airflow.sdk.bases.operator import TriggerFailureReason
-    except ImportError:  # Airflow 2
-        from airflow.models.trigger import TriggerFailureReason as Airflow2Reason
-
-        return Airflow2Reason.TRIGGER_TIMEOUT
+    except ImportError:  # Airflow 2.11: what its scheduler sets (airflow/jobs/scheduler_job_runner.py)
+        return "Trigger/execution timeout"
     return TriggerFailureReason.TRIGGER_TIMEOUT

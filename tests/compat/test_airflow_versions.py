@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSki
 from airflow_batch_jobs.compat import AIRFLOW_2_TRIGGER_TIMEOUT, DEFERRAL_TIMEOUTS, TaskDeferralError
 from airflow_batch_jobs.policy import InvalidPolicyError
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
-from tests.compat.airflow_versions import timed_out_trigger
+from tests.compat.airflow_versions import dag_bag, timed_out_trigger
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 AIRFLOW_2 = airflow.__version__.startswith("2.")
@@ -71,17 +71,8 @@ def test_a_poke_interval_or_timeout_that_is_not_positive_is_named_before_airflow
         BatchJobsSensor(task_id="wait", job_queue="queue", **{name: value})
 
 
-def _dag_bag(folder: Path) -> Any:
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow >= 3.1
-    except ImportError:
-        from airflow.models.dagbag import DagBag
-    no_examples = {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
-    return DagBag(dag_folder=str(folder), **no_examples)
-
-
 def test_every_example_dag_parses_on_this_airflow() -> None:
-    bag = _dag_bag(EXAMPLES)
+    bag = dag_bag(EXAMPLES)
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {p.stem for p in EXAMPLES.glob("example_*.py")}
 
@@ -95,7 +86,7 @@ def test_every_example_dag_parses_on_this_airflow() -> None:
     ids=["airflow-3-run", "airflow-2-run"],
 )
 def test_the_nightly_window_renders_from_either_version_s_dag_run(dag_run: SimpleNamespace) -> None:
-    dag = _dag_bag(EXAMPLES).dags["example_nightly_etl"]
+    dag = dag_bag(EXAMPLES).dags["example_nightly_etl"]
     template = dag.get_task("wait_for_nightly_etl").created_after
     macros = SimpleNamespace(timedelta=dt.timedelta)
     rendered = dag.get_template_env().from_string(template).render(dag_run=dag_run, macros=macros)

@@ -58,11 +58,11 @@ def test_the_testing_examples_pass_as_a_users_test_files(testing_examples: list[
 def test_the_quickstart_dag_waits_on_the_demo_scenario_and_fails_on_etl_publish(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.compat.airflow_versions import dag_bag
 
     (dag_file,) = python_blocks(QUICKSTART_SECTION)
     (tmp_path / "batch_quickstart.py").write_text(dag_file)
-    bag = DagBag(dag_folder=str(tmp_path))  # as Airflow's DAG processor parses it
+    bag = dag_bag(tmp_path)  # as Airflow's DAG processor parses it
     assert bag.import_errors == {}
     (sensor,) = bag.dags["batch_quickstart"].tasks
     assert isinstance(sensor, BatchJobsSensor)
