@@ -254,11 +254,11 @@ class WaitMemory:
         }
 
     @staticmethod
-    def _finished_groups(kept: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    def _finished_groups(by_listing: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
         """Jobs of one listing with the same kept summary (array children share theirs), ids packed, in groups of at
         most 100 entries: past the bound, whole groups are left out."""
         groups: dict[tuple[str, str], list[tuple[str, int | None]]] = defaultdict(list)
-        for listing, jobs in kept.items():
+        for listing, jobs in by_listing.items():
             for job_id, kept in jobs.items():
                 same = {k: v for k, v in kept.items() if k != "createdAt"}
                 groups[listing, json.dumps(same, sort_keys=True)].append((job_id, kept.get("createdAt")))
