@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.links.batch import BatchJobDetailsLink, BatchJobQueueLink
 from airflow.providers.amazon.aws.links.logs import CloudWatchEventsLink
 
+from airflow_batch_jobs.policy import one_of
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -26,9 +28,11 @@ EXTRA_LINKS = (BatchJobDetailsLink(), BatchJobQueueLink(), CloudWatchEventsLink(
 
 def link_target(decision: Decision) -> dict[str, Any] | None:
     """The job the links show: the first failed one, else the only one (None: several jobs, none failed). JSON-native:
-    its id, queue and CloudWatch log location (:meth:`~airflow_batch_jobs.jobs.JobView.cloudwatch_log`)."""
-    if decision.failed:
-        focus = decision.failed[0]
+    its id, queue and CloudWatch log location (:meth:`~airflow_batch_jobs.jobs.JobView.cloudwatch_log`). A stand-in
+    for one of several aged-out array children (:func:`~airflow_batch_jobs.policy.one_of`) is no job to link to."""
+    failed = [job for job in decision.failed if one_of(job) is None]
+    if failed:
+        focus = failed[0]
     elif len(decision.jobs) == 1:
         focus = decision.jobs[0]
     else:

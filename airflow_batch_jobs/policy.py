@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 
 MAX_JOBS_IN_MESSAGE = 20
 
+# Marks a judged entry that is not a job but stands for one of several: an array child that aged out of ListJobs before
+# the wait saw it, counted from its parent's statusSummary, which tells how many of the missing children ended in each
+# status but not which (airflow_batch_jobs.watch.aged_out_children). It holds the real ids the entry is one of ([] when
+# not known); the entry's jobId is a placeholder that never leaves the provider: records have job_id None, messages
+# and links show what it is one of.
+ONE_OF_JOB_IDS = "oneOfJobIds"
+
 
 class InvalidPolicyError(ValueError):
     """A policy argument that cannot work. The message names the argument and the fix."""
@@ -207,10 +214,26 @@ def stuck_jobs(
     return [j for j in jobs if j.status == "RUNNABLE" and now_ms - runnable_since.get(j.job_id, now_ms) > limit_ms]
 
 
+def one_of(job: JobView) -> list[str] | None:
+    """The real job ids a stand-in is one of (see :data:`ONE_OF_JOB_IDS`); None for a job."""
+    ids = job.raw.get(ONE_OF_JOB_IDS)
+    return None if ids is None else [str(job_id) for job_id in ids]
+
+
+def shown_id(job: JobView) -> str:
+    """A job's id as a message shows it; for a stand-in, the ids it is one of."""
+    ids = one_of(job)
+    if ids is None:
+        return job.job_id
+    if not ids:
+        return "one of its array's children that aged out, ids no longer known"
+    return "one of " + ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
 def describe_job(job: JobView) -> str:
     """One failed job as a person needs it: name, id, status and reason, each attempt with its failure class, the log
     stream, and what to do about the job's failure (:mod:`airflow_batch_jobs.failures`)."""
-    lines = [f"- {job.job_name} ({job.job_id}): {job.status}"]
+    lines = [f"- {job.job_name} ({shown_id(job)}): {job.status}"]
     if job.status_reason:
         lines[0] += f", status reason {job.status_reason!r}"
     if job.is_cancelled or job.is_terminated:

@@ -41,7 +41,7 @@ from airflow_batch_jobs.hooks.batch_jobs import DESCRIBE_JOBS_MAX_IDS
 from airflow_batch_jobs.jobs import JobView
 from airflow_batch_jobs.links import link_target
 from airflow_batch_jobs.log_tail import log_sources
-from airflow_batch_jobs.policy import Decision, Policy, Verdict, judge, stuck_jobs
+from airflow_batch_jobs.policy import ONE_OF_JOB_IDS, Decision, Policy, Verdict, judge, one_of, stuck_jobs
 from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES, JobQuery
 
 if TYPE_CHECKING:
@@ -185,7 +185,8 @@ def aged_out_children(parent: Mapping[str, Any], children: Sequence[Mapping[str,
     ``summary[status] - seen[status]`` children are therefore missing in that status; when those numbers add up to
     the number missing, every missing child is finished and the split is exact. A SUCCEEDED parent needs no summary:
     every child succeeded. Which missing child failed is known only if all of them did (or none): otherwise the
-    stand-ins are named for what is known, e.g. "one of the 5 aged-out children p:0..p:4; 1 of them FAILED".
+    stand-ins are not jobs: each holds the real ids it is one of (:data:`~airflow_batch_jobs.policy.ONE_OF_JOB_IDS`)
+    and a placeholder jobId that records, messages and links never show.
     """
     size = array_size(parent)
     missing = size - len(children)
@@ -227,8 +228,14 @@ def aged_out_children(parent: Mapping[str, Any], children: Sequence[Mapping[str,
             f"One of the {missing} children that aged out of ListJobs before this wait saw them ({named}); the "
             f"parent's statusSummary counts {unseen[status]} of them {status}, which ones is no longer known"
         )
-        out.extend(
-            {**base, "jobId": f"{parent_id}:aged-out-{status.lower()}-{n}", "status": status, "statusReason": reason}
+        out.extend(  # each a placeholder jobId (never shown) and the real ids it is one of
+            {
+                **base,
+                "jobId": f"{parent_id}:aged-out-{status.lower()}-{n}",
+                ONE_OF_JOB_IDS: ids,
+                "status": status,
+                "statusReason": reason,
+            }
             for n in range(1, unseen[status] + 1)
         )
     return out
@@ -858,14 +865,20 @@ def records(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> tuple[l
 
 
 def job_records(jobs: Sequence[JobView], xcom_detail: str) -> list[dict[str, Any]]:
-    """One JSON-native record per job; ``full`` adds the redacted detail, ``none`` gives nothing."""
+    """One JSON-native record per job; ``full`` adds the redacted detail, ``none`` gives nothing. A stand-in for one
+    of several aged-out array children (which one is no longer known) is no job: its record has ``job_id`` None and
+    ``one_of_job_ids``, the real ids it is one of."""
     if xcom_detail == "none":
         return []
     out = []
     for job in jobs:
         record = job.to_record()
+        candidates = one_of(job)
+        if candidates is not None:
+            record.update(job_id=None, job_arn=None, one_of_job_ids=candidates)
         if xcom_detail == "full":
-            record["detail"] = job.redacted_detail()
+            detail = job.redacted_detail()
+            record["detail"] = {k: v for k, v in detail.items() if k != "jobId"} if candidates is not None else detail
         out.append(record)
     return out
 

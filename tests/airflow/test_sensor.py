@@ -455,6 +455,55 @@ def test_only_faults_that_can_pass_are_transient() -> None:
     assert rejected_request(KeyError("jobId")) is None  # ours: raised as it is
 
 
+@pytest.fixture
+def short_retention(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A realistic emulator that keeps finished jobs for 2 minutes (the service: at least 7 days)."""
+    from airflow_batch_jobs.testing import BatchEmulator
+
+    with BatchEmulator(profile="realistic", retention_seconds=120) as emulator:
+        emulator.setup()
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", emulator.airflow_connection())
+        yield emulator
+
+
+@pytest.mark.parametrize("first_two", [(0, 0), (1, 0)], ids=["both-succeeded", "one-failed"])
+def test_children_that_aged_out_unseen_are_recorded_with_real_ids_or_none(
+    short_retention: Any, context: dict, first_two: tuple[int, int]
+) -> None:
+    """p:0 and p:1 finish and age out of the service before the wait begins; p:2 and p:3 run on. The parent's
+    statusSummary proves how many of the two ended in each status. When it also tells which (both SUCCEEDED), their
+    records carry their real ids; when it does not (one FAILED, one SUCCEEDED), no record, link or message may carry
+    an id AWS Batch never gave: job_id None, and the ids it is one of (before: invented ids '<parent>:aged-out-…')."""
+    emu = short_retention
+    for index, exit_code in enumerate(first_two):
+        emu.add_outcome({"attempts": [{"exit_code": exit_code, "duration": 10 + index}]}, name="fan", indices=[index])
+    emu.add_outcome({"attempts": [{"exit_code": 0, "duration": 400}]}, name="fan")
+    parent = emu.submit("fan", arrayProperties={"size": 4})
+    emu.advance(250)
+    assert [j["jobId"] for j in emu.client().describe_jobs(jobs=[f"{parent}:0", f"{parent}:1"])["jobs"]] == []
+    s = sensor(job_name="fan", include_array_children=True, max_failed_jobs=1)
+    result, _ = poke_until_done(s, context, emu, step=30)
+    records = result.xcom_value
+    assert sorted(r["status"] for r in records) == sorted(
+        ["SUCCEEDED"] * (4 - sum(first_two)) + ["FAILED"] * sum(first_two)
+    )
+    real = {r["job_id"] for r in records if r["job_id"] is not None}
+    assert all(job_id in emu.model.jobs for job_id in real)  # every id one the service gave
+    if not any(first_two):
+        assert real == {f"{parent}:{i}" for i in range(4)}
+    else:
+        assert real == {f"{parent}:2", f"{parent}:3"}
+        stand_ins = [r for r in records if r["job_id"] is None]
+        assert len(stand_ins) == 2 and all(r["job_arn"] is None for r in stand_ins)
+        assert all(r["one_of_job_ids"] == [f"{parent}:0", f"{parent}:1"] for r in stand_ins)
+        with pytest.raises(AirflowFailException) as err:  # one failure too many: the message and links
+            poke_until_done(sensor(job_name="fan", include_array_children=True), context, emu)
+        pushed = json.dumps(context["ti"].pushed)
+        for text in (str(err.value), pushed):
+            assert ":aged-out-" not in text
+        assert f"one of {parent}:0, {parent}:1" in str(err.value)
+
+
 def test_a_summary_showing_a_sidecar_s_exit_code_does_not_decide(context: dict) -> None:
     """ListJobs summaries carry one ``container.exitCode``; for a task with a sidecar it may be the sidecar's (137).
     The verdict is taken again on the details, where the essential container's 4 is a success exit code."""
