@@ -125,10 +125,10 @@ def source_of(job: JobView) -> LogSource:
         why = "an EKS job logs to its cluster (its pod's logs), not to CloudWatch Logs"
     elif last is None and job.array_properties and "size" in job.array_properties:
         why = "an array job: its children's log streams hold the lines (include_array_children=True reads them)"
+    elif not job.is_described:
+        why = "only a summary of the job is known (not described, or aged out of AWS Batch), which names no log stream"
     elif last is None:
         why = "no attempt ran"
-    elif not job.is_described:
-        why = "only a summary of the job is known (it was not described), which names no log stream"
     elif not job.log_stream:
         why = "no log stream is named for it (its container never started)"
     else:

@@ -61,6 +61,7 @@ def test_an_earlier_attempts_stream_is_labelled_with_that_attempt() -> None:
         (detail(arrayProperties={"size": 4}, statusReason="Array Child Job failed"), "include_array_children"),
         (detail(), "no attempt ran"),
         (JobView({"jobId": "j-1", "jobName": "etl", "status": "FAILED", "container": {"exitCode": 1}}), "summary"),
+        (JobView({"jobId": "p:3", "jobName": "fan", "status": "FAILED", "agedOutOfListJobs": True}), "aged out"),
     ],
 )
 def test_why_there_is_nothing_to_read(job: JobView, why: str) -> None:
