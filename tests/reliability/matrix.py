@@ -2,10 +2,15 @@
 counted twice. ``make faults`` prints the table (``python -m tests.reliability.matrix``); the tests in this folder
 assert every row.
 
-The scenario: ``JOBS`` jobs named ``night-*`` finish progressively over about ten emulated minutes; one of them fails
-with exit code 1. The right verdict is FAILURE naming exactly that job, with a record for every job, once each.
-``fail_fast=False`` makes the wait see every job finish, so a poll that judged a partial listing would show up as a
-premature verdict with fewer records.
+The scenario, on the emulator's ``realistic`` profile: ``JOBS`` jobs named ``night-*`` finish progressively over about
+ten emulated minutes, each listed a few seconds after its submission. One of them fails with exit code 1 after a retry
+(it goes back to RUNNABLE between its two failed attempts); every 25th job fails its first attempt and succeeds on
+its retry; every 10th runs on an ECS-properties definition whose non-essential sidecar is stopped with 137 or 143;
+one is an array of ``ARRAY_SIZE`` children (``include_array_children``) whose ``statusSummary`` lags them. The right
+verdict is FAILURE naming exactly that job, with a record for every job (each array child in place of its parent),
+once each, every one finished. ``fail_fast=False`` makes the wait see every job finish, so a poll that judged a
+partial listing, a job between two attempts or a sidecar's exit code would show up as a premature verdict, fewer
+records or a wrong failure.
 
 "Intervals late" is how long after the last job finished the verdict came, in poll intervals: a fault-free wait
 decides at the first poll after the last job (at most 1); every row must stay within 2. The deferrable rows' random
@@ -39,6 +44,8 @@ POKE_INTERVAL = 30.0
 LIMIT_S = 4 * 3600.0  # a wait still undecided after this many emulated seconds counts as "timeout"
 MAX_INTERVALS_LATE = 2.0  # every row decides within this many poll intervals of the last job finishing
 NO_RETRY = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+PROFILE = "realistic"  # the emulator's profile for every row (airflow_batch_jobs.testing.behaviours)
+ARRAY_SIZE = 10
 
 
 @dataclass
@@ -54,7 +61,7 @@ class Outcome:
     polls: int = 0
     verdict_at_s: float = 0.0  # emulated seconds from the start of the wait
     last_job_done_at_s: float = 0.0
-    expected_jobs: int = JOBS
+    expected_jobs: int = 0  # records a right verdict holds (records_for(JOBS) unless the row says otherwise)
     failing: str = ""
     wall_s: float = 0.0
     interval: float = POKE_INTERVAL
@@ -74,11 +81,12 @@ class Outcome:
 
     @property
     def right(self) -> bool:
-        """FAILURE naming only the failing job; every job recorded exactly once."""
+        """FAILURE naming only the failing job; every job recorded exactly once, finished."""
         return (
             self.verdict == "failure"
             and self.failed_names == [self.failing]
             and len(self.ids) == len(set(self.ids)) == self.expected_jobs
+            and all(r["status"] in ("SUCCEEDED", "FAILED") for r in self.records)
         )
 
 
@@ -87,20 +95,46 @@ def failing_name(jobs: int) -> str:
     return f"night-{jobs // 3:04d}"
 
 
+def array_index(jobs: int) -> int:
+    """The scenario job that is an array: two thirds of the way in."""
+    return jobs * 2 // 3
+
+
+def records_for(jobs: int) -> int:
+    """The records a right verdict holds for a scenario of ``jobs``: the array's children stand in for it."""
+    return jobs - 1 + ARRAY_SIZE
+
+
 def make_emulator(jobs: int = JOBS, **kwargs: Any) -> BatchEmulator:
-    emu = BatchEmulator(**kwargs).start()
+    emu = BatchEmulator(profile=PROFILE, **kwargs).start()
     emu.setup()
+    emu.setup(definitions=("ecsdef",), kind="ecs")  # the realistic profile gives its tasks a non-essential sidecar
     for i in range(jobs):
         name = f"night-{i:04d}"
-        exit_code = 1 if name == failing_name(jobs) else 0
         duration = 30 + 570 * i / max(jobs - 1, 1)
-        emu.script_job(emu.submit(name), {"attempts": [{"exit_code": exit_code, "duration": duration}]})
+        request: dict[str, Any] = {"definition": "ecsdef" if i % 10 == 5 else "jobdef"}
+        if name == failing_name(jobs) or i % 25 == 7:  # fails its first attempt: back to RUNNABLE, then again
+            last_exit_code = 1 if name == failing_name(jobs) else 0
+            attempts = [
+                {"exit_code": 1, "duration": duration / 2},
+                {"exit_code": last_exit_code, "duration": duration / 2},
+            ]
+            request["retryStrategy"] = {"attempts": 2}
+        else:
+            attempts = [{"exit_code": 0, "duration": duration}]
+        if i == array_index(jobs):
+            request["arrayProperties"] = {"size": ARRAY_SIZE}
+        emu.script_job(emu.submit(name, **request), {"attempts": attempts})
     return emu
 
 
 def emu_jobs(emu: BatchEmulator) -> int:
-    """How many scenario jobs (``night-NNNN``) the emulator holds."""
-    return sum(1 for job in emu.model.jobs.values() if job.name[6:].isdigit() and job.name.startswith("night-"))
+    """How many scenario jobs (``night-NNNN``, array children not counted) the emulator holds."""
+    return sum(
+        1
+        for job in emu.model.jobs.values()
+        if job.parent is None and job.name[6:].isdigit() and job.name.startswith("night-")
+    )
 
 
 def sensor_kwargs(**overrides: Any) -> dict[str, Any]:
@@ -111,6 +145,7 @@ def sensor_kwargs(**overrides: Any) -> dict[str, Any]:
         "fail_fast": False,
         "poke_interval": POKE_INTERVAL,
         "xcom_max_jobs": 100_000,
+        "include_array_children": True,
         **overrides,
     }
 
@@ -132,7 +167,7 @@ def run_sensor(
     *,
     before_poll: Callable[[BatchEmulator, int, float], None] | None = None,
     setup: Callable[[BatchJobsSensor, BatchEmulator], None] | None = None,
-    expected_jobs: int = JOBS,
+    expected_jobs: int | None = None,
     **overrides: Any,
 ) -> Outcome:
     """Poke until a verdict, moving the emulated clock one poke interval between pokes."""
@@ -143,7 +178,8 @@ def run_sensor(
         ti = mock.MagicMock()
         ti.xcom_push.side_effect = lambda key, value: pushed.setdefault(key, value)
         pushed: dict[str, Any] = {}
-        out = Outcome(fault, expected_jobs=expected_jobs, failing=failing_name(emu_jobs(emu)))
+        jobs = emu_jobs(emu)
+        out = Outcome(fault, expected_jobs=expected_jobs or records_for(jobs), failing=failing_name(jobs))
         out.interval = sensor.poke_interval
         start, wall = emu.now_ms(), time.monotonic()
         while (emu.now_ms() - start) / 1000 < LIMIT_S:
@@ -194,7 +230,8 @@ def run_trigger(
     The poll loop's sleep moves the clock only once the trigger has judged the last result and waits for the next:
     judging can take calls of its own (DescribeJobs at the verdict), whose botocore retries wait in real time, and
     the emulated clock must not run ahead of them (it would count seconds of backoff as poll intervals)."""
-    out = Outcome(fault, failing=failing_name(emu_jobs(emu)))
+    jobs = emu_jobs(emu)
+    out = Outcome(fault, expected_jobs=records_for(jobs), failing=failing_name(jobs))
     start, wall = emu.now_ms(), time.monotonic()
     events: list[dict[str, Any]] = []
 
@@ -348,7 +385,7 @@ def rows() -> list[tuple[str, Callable[[], Outcome]]]:
 
             return run_sensor(
                 "retention: early jobs expire from ListJobs", emu, before_poll=before_poll,
-                min_jobs=JOBS + 2, expected_jobs=JOBS + 2,
+                min_jobs=records_for(JOBS) + 2, expected_jobs=records_for(JOBS) + 2,
             )  # fmt: skip
         finally:
             emu.stop()
@@ -377,7 +414,7 @@ def rows() -> list[tuple[str, Callable[[], Outcome]]]:
         ("dropped connections on 10% of calls (deferrable)", deferred("dropped 10%", faults=[("*", "drop", 0.1)])),
         (
             "2 s latency per call (30 jobs)",
-            poke("latency 2 s", jobs=30, latency=[("*", "latency", 2.0)], expected_jobs=30, poke_interval=120),
+            poke("latency 2 s", jobs=30, latency=[("*", "latency", 2.0)], poke_interval=120),
         ),
         ("page 2 of every listing fails once", poke("mid-listing page", before_poll=mid_listing_page_lost(range(99)))),
         (
@@ -394,7 +431,11 @@ def rows() -> list[tuple[str, Callable[[], Outcome]]]:
         ("triggerer restarted mid-wait", deferred("triggerer restart", restart_after_polls=8)),
         (
             "jobs created while a listing is paged",
-            poke("created while paging", expected_jobs=JOBS + 12, setup=between_pages(create_jobs_while_paging)),
+            poke(
+                "created while paging",
+                expected_jobs=records_for(JOBS) + 12,
+                setup=between_pages(create_jobs_while_paging),
+            ),
         ),
         (
             "jobs change status between pages",
