@@ -152,6 +152,7 @@ def sensor(history: History, **kwargs: Any) -> BatchJobsSensor:
         poke_interval=history.interval,
         timeout=HORIZON_S * 2,
         max_poll_errors=10_000,  # faults delay the verdict; they are not what this test judges
+        log_lines=history.log_lines,
         botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}},  # no wall-clock retry sleeps
         **policy,
         **kwargs,

@@ -48,6 +48,7 @@ class History:
     restart_after_polls: int | None  # deferrable: the triggerer restarts after this many polls
     policy: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    log_lines: int = 0  # the failed jobs' log lines read at a failure (each read makes a logs client: mostly off)
     state_store: bool = True  # the context has a task_state_store (Airflow >= 3.3); without: Airflow 3.0 to 3.2
 
 
@@ -119,5 +120,6 @@ def histories(draw: st.DrawFn) -> History:
         restart_after_polls=draw(st.one_of(st.none(), st.integers(1, 4))) if mode == "deferrable" else None,
         policy=policy,
         seed=draw(st.integers(0, 2**16)),
+        log_lines=draw(st.sampled_from((0, 0, 0, 20))),
         state_store=draw(st.booleans()) if mode == "reschedule" else True,
     )
