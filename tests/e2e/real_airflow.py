@@ -1,8 +1,14 @@
 """A real Airflow on loopback for the end-to-end tests: its components as separate processes (LocalExecutor), and a
-tiny REST client to drive and read them."""
+tiny REST client to drive and read them.
+
+On Airflow 2.11 the components and the API differ: the webserver serves the REST API (v1, basic auth, with a user
+made at migration), the scheduler parses the DAGs itself, and a SQLite metadata database allows only the
+SequentialExecutor (tasks run one at a time; deferred waits still share the triggerer).
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -12,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +30,24 @@ if TYPE_CHECKING:
 DAGS = Path(__file__).resolve().parent / "dags"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 TRIGGERER = [AIRFLOW, "triggerer", "--skip-serve-logs"]
-COMPONENTS = {
-    "api-server": [AIRFLOW, "api-server"],
-    "scheduler": [AIRFLOW, "scheduler", "--skip-serve-logs"],
-    "dag-processor": [AIRFLOW, "dag-processor"],
-    "triggerer": TRIGGERER,
-}
+AIRFLOW_2 = version("apache-airflow").startswith("2.")
+COMPONENTS = (
+    {
+        "webserver": [AIRFLOW, "webserver"],
+        "scheduler": [AIRFLOW, "scheduler", "--skip-serve-logs"],
+        "triggerer": TRIGGERER,
+    }
+    if AIRFLOW_2
+    else {
+        "api-server": [AIRFLOW, "api-server"],
+        "scheduler": [AIRFLOW, "scheduler", "--skip-serve-logs"],
+        "dag-processor": [AIRFLOW, "dag-processor"],
+        "triggerer": TRIGGERER,
+    }
+)
+HEALTH = "/health" if AIRFLOW_2 else "/monitor/health"
+# Airflow 2.11's REST API user (basic auth), made by migrate()
+API_USER = ("e2e-admin", "e2e-password-not-for-production")
 FINAL_STATES = ("success", "failed", "skipped")
 
 
@@ -36,6 +55,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _gunicorn_has_control_socket() -> bool:
+    parts = version("gunicorn").split(".")
+    return (int(parts[0]), int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0) >= (25, 1)
 
 
 def airflow_env(home: Path, port: int, aws_connection: str) -> dict[str, str]:
@@ -57,6 +81,24 @@ def airflow_env(home: Path, port: int, aws_connection: str) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
         "AIRFLOW_CONN_AWS_DEFAULT": aws_connection,
+        # Airflow 3.0 leaves the token's issuer unset, which PyJWT >= 2.10 refuses ("Issuer (iss) must be a string")
+        "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-batch-jobs-e2e",
+        **(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",
+                "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(port),
+                "AIRFLOW__WEBSERVER__WORKERS": "1",
+                "AIRFLOW__WEBSERVER__SECRET_KEY": "e2e-test-secret-not-for-production",
+                "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
+                "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",
+                "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # executors run `airflow`
+                # no gunicorn control socket in the user's home (gunicorn >= 25.1 makes one)
+                **({"GUNICORN_CMD_ARGS": "--no-control-socket"} if _gunicorn_has_control_socket() else {}),
+            }
+            if AIRFLOW_2
+            else {}
+        ),
     }
 
 
@@ -65,6 +107,12 @@ def migrate(env: Mapping[str, str]) -> None:
     assert done.returncode == 0, (
         f"airflow db migrate failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
     )
+    if AIRFLOW_2:
+        user, password = API_USER
+        names = ["-f", "e2e", "-l", "e2e", "-e", "e2e@example.com"]
+        command = [AIRFLOW, "users", "create", "-u", user, "-p", password, "-r", "Admin", *names]
+        made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert made.returncode == 0, f"airflow users create failed:\n{made.stdout[-3000:]}{made.stderr[-3000:]}"
 
 
 class Airflow:
@@ -73,7 +121,7 @@ class Airflow:
     def __init__(self, home: Path, env: dict[str, str], port: int) -> None:
         self.home = home
         self.env = env
-        self.base = f"http://127.0.0.1:{port}/api/v2"
+        self.base = f"http://127.0.0.1:{port}/api/{'v1' if AIRFLOW_2 else 'v2'}"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.killed: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -118,9 +166,10 @@ class Airflow:
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        if AIRFLOW_2:
+            headers["Authorization"] = "Basic " + base64.b64encode(":".join(API_USER).encode()).decode()
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
 
@@ -142,7 +191,8 @@ class Airflow:
     def trigger_run(self, dag_id: str) -> str:
         """Wait for the DAG to be parsed, start a run of it; returns the run id."""
         self.wait_for(f"{dag_id} parsed", lambda: self.request("GET", f"/dags/{dag_id}"))
-        return str(self.request("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"])
+        body = {} if AIRFLOW_2 else {"logical_date": None}  # 2.11 sets the logical date itself; 3.x needs the key
+        return str(self.request("POST", f"/dags/{dag_id}/dagRuns", body)["dag_run_id"])
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str = "wait") -> dict[str, Any]:
         return dict(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"))
@@ -152,6 +202,12 @@ class Airflow:
         page = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")
         assert page["total_entries"] <= 100, page["total_entries"]
         return {ti["task_id"]: ti for ti in page["task_instances"]}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str = "wait", key: str = "return_value") -> Any:
+        """An XCom value, deserialized (Airflow 2.11 answers a string unless asked for the value itself)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        value = self.request("GET", path + ("?deserialize=true&stringify=false" if AIRFLOW_2 else ""))["value"]
+        return json.loads(value) if isinstance(value, str) else value
 
     def task_state(self, dag_id: str, run_id: str, task_id: str = "wait") -> str | None:
         return self.task_instance(dag_id, run_id, task_id).get("state")

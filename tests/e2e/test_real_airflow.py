@@ -4,13 +4,12 @@ polls the emulator, then SUCCESS (XCom read back over REST) or FAILED (the reada
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_batch_jobs.testing import BatchEmulator
-from tests.e2e.real_airflow import Airflow, airflow_env, free_port, migrate
+from tests.e2e.real_airflow import HEALTH, Airflow, airflow_env, free_port, migrate
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,7 +33,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, emulator: BatchEmulator) -
     af = Airflow(home, env, port)
     af.start()
     try:
-        af.wait_for("the api-server", lambda: af.request("GET", "/monitor/health"))
+        af.wait_for("the api-server", lambda: af.request("GET", HEALTH))
         yield af
     finally:
         codes = af.stop()
@@ -46,11 +45,7 @@ def test_deferrable_sensor_in_a_real_triggerer(airflow: Airflow, emulator: Batch
     for name in ("ok-1", "ok-2", "bad-1", "bad-2"):
         emulator.submit(name)  # the clock stands still: they stay SUBMITTED until the test moves it
 
-    runs = {}
-    for dag_id in ("e2e_deferrable_ok", "e2e_deferrable_bad"):
-        airflow.wait_for(f"{dag_id} parsed", lambda d=dag_id: airflow.request("GET", f"/dags/{d}"))
-        run = airflow.request("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None})
-        runs[dag_id] = run["dag_run_id"]
+    runs = {dag_id: airflow.trigger_run(dag_id) for dag_id in ("e2e_deferrable_ok", "e2e_deferrable_bad")}
 
     for dag_id, run_id in runs.items():
         airflow.wait_for(f"{dag_id} deferred", lambda d=dag_id, r=run_id: airflow.task_state(d, r) == "deferred")
@@ -72,11 +67,7 @@ def test_deferrable_sensor_in_a_real_triggerer(airflow: Airflow, emulator: Batch
     task_logs = "\n".join(f"--- task log of {d}\n{airflow.task_log(d, r)[-6000:]}" for d, r in runs.items())
     assert finals == {"e2e_deferrable_ok": "success", "e2e_deferrable_bad": "failed"}, airflow.logs() + task_logs
 
-    ok_run = runs["e2e_deferrable_ok"]
-    xcom = airflow.request(
-        "GET", f"/dags/e2e_deferrable_ok/dagRuns/{ok_run}/taskInstances/wait/xcomEntries/return_value"
-    )
-    records = xcom["value"] if isinstance(xcom["value"], list) else json.loads(xcom["value"])
+    records = airflow.xcom("e2e_deferrable_ok", runs["e2e_deferrable_ok"])
     assert sorted(r["job_name"] for r in records) == ["ok-1", "ok-2"]
     assert all(r["status"] == "SUCCEEDED" and r["final_exit_code"] == 0 for r in records)
 

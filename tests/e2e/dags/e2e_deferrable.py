@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG  # airflow.sdk on Airflow 3, also found on 2.11
 
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 
