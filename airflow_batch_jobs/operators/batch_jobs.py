@@ -31,9 +31,9 @@ from airflow_batch_jobs.watch import (
     JobListing,
     JobWatch,
     Listed,
-    is_transient,
     job_records,
     records,
+    rejected_request,
     verdict_event,
     wall_clock_ms,
 )
@@ -46,14 +46,17 @@ if TYPE_CHECKING:
 
 @contextmanager
 def aws_errors() -> Iterator[None]:
-    """AWS errors as the sensor has them: a request the service rejects (unknown queue, access denied, bad request)
-    fails the task without Airflow's retries, which would be rejected alike; throttling, 5xx, dropped connections
-    and incomplete listings may pass with time, so Airflow's retries apply. Anything else is ours: as it is."""
+    """AWS errors as the sensor and the trigger have them (:func:`~airflow_batch_jobs.watch.rejected_request`): a
+    request the service rejects (unknown queue, access denied, bad request) or botocore refuses to send (its check of
+    the parameters failed) fails the task without Airflow's retries, which would fail alike; throttling, 5xx, dropped
+    connections and incomplete listings may pass with time, so Airflow's retries apply. Anything else is ours: as it
+    is."""
     try:
         yield
     except (ClientError, BotoCoreError, IncompleteListingError) as err:
-        if isinstance(err, ClientError) and not is_transient(err):
-            raise AirflowFailException(f"AWS Batch rejected the request: {err}") from err
+        rejected = rejected_request(err)
+        if rejected is not None:
+            raise AirflowFailException(rejected) from err
         raise AirflowException(f"Could not read the jobs from AWS Batch: {err}") from err
 
 
