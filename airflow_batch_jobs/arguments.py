@@ -35,6 +35,10 @@ QUERY_FIELDS = (
     "share_identifier",
 )
 
+# The connection arguments, templated as the amazon provider's operators template theirs (its aws_template_fields,
+# botocore_config included): rendered before the hook is made, on first use.
+CONNECTION_FIELDS = ("aws_conn_id", "region_name", "verify", "botocore_config")
+
 # arn:<partition>:batch:<region>:<account>:job/<id> (an array child's id ends in ':<index>', a node's in '#<node>')
 _JOB_ARN_RE = re.compile(r"^arn:[a-z0-9-]+:batch:[a-z0-9-]*:\d*:job/(?P<id>[^/\s]+)\Z")
 
@@ -137,6 +141,38 @@ def check_plain_query_arguments(arguments: dict[str, Any]) -> None:
     query_from(stand_ins)
 
 
+def connection_arguments(
+    aws_conn_id: Any, region_name: Any, verify: Any, botocore_config: Any
+) -> tuple[str | None, str | None, bool | str | None, dict[str, Any] | None]:
+    """The connection arguments as the hook takes them; raises InvalidQueryError naming the one that cannot work.
+
+    A template renders to a string: ``verify`` "true" / "false" (any case) is the boolean, any other string a CA
+    bundle path; ``botocore_config`` may be a dict's JSON or Python text (what ``{{ var.value.cfg }}`` renders to)."""
+    for name, value in (("aws_conn_id", aws_conn_id), ("region_name", region_name)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidQueryError(f"{name}={value!r}: give a string (or None).")
+    if isinstance(verify, str) and verify.strip().lower() in ("true", "false"):
+        verify = verify.strip().lower() == "true"
+    elif verify is not None and not isinstance(verify, bool | str):
+        raise InvalidQueryError(f"verify={verify!r}: give True, False, None or the path of a CA bundle.")
+    config = botocore_config
+    if isinstance(config, str):
+        text = config.strip()
+        try:
+            config = json.loads(text) if text else None
+        except ValueError:
+            try:
+                config = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                config = botocore_config
+    if config is not None and not isinstance(config, dict):
+        raise InvalidQueryError(
+            f"botocore_config={botocore_config!r}: give a dict of botocore Config options (e.g. "
+            "{'retries': {'mode': 'standard', 'max_attempts': 5}}), or a template rendering to one."
+        )
+    return aws_conn_id, region_name, verify, config
+
+
 def check_not_yyyymmdd(value: Any, argument: str) -> None:
     """``{{ ds_nodash }}`` renders to ``20261121``: all digits, so it would read as (far too small) epoch ms."""
     text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
@@ -155,8 +191,9 @@ def check_not_yyyymmdd(value: Any, argument: str) -> None:
 
 class BatchJobsTaskMixin:
     """The part every task of this provider shares: the query arguments, held verbatim (they are template fields)
-    and turned into a :class:`JobQuery` after rendering; the connection arguments and the hook built from them on
-    first use; ``xcom_detail``. Mixed into a ``BaseOperator``, which provides ``log`` and ``do_xcom_push``."""
+    and turned into a :class:`JobQuery` after rendering; the connection arguments (template fields too, checked when
+    given and again once rendered) and the hook built from them on first use, after rendering; ``xcom_detail``.
+    Mixed into a ``BaseOperator``, which provides ``log``, ``do_xcom_push`` and ``render_template_fields``."""
 
     job_queue: str | None
     array_job_id: str | None
@@ -219,10 +256,26 @@ class BatchJobsTaskMixin:
     def _init_connection(
         self, aws_conn_id: str | None, region_name: str | None, verify: bool | str | None, botocore_config: Any
     ) -> None:
+        """Keep the connection arguments verbatim (template fields); plain values are checked now (DAG parse time)."""
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self._check_connection(rendered=False)
+
+    def _check_connection(self, *, rendered: bool) -> None:
+        """Check the connection arguments (a template still to render stands aside); once rendered, keep them as the
+        hook takes them (``verify`` and ``botocore_config`` from a template's text)."""
+        values = [getattr(self, name) for name in CONNECTION_FIELDS]
+        if not rendered:
+            values = [None if is_templated(value) else value for value in values]
+        checked = connection_arguments(*values)
+        if rendered:
+            self.aws_conn_id, self.region_name, self.verify, self.botocore_config = checked
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        self._check_connection(rendered=True)
 
     def _query_arguments(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in QUERY_FIELDS}
@@ -233,6 +286,7 @@ class BatchJobsTaskMixin:
 
     @cached_property
     def hook(self) -> BatchJobsHook:
+        """Made on first use, which comes after rendering: the rendered connection arguments are the ones used."""
         return BatchJobsHook(
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
         )

@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from airflow_batch_jobs.arguments import (
+    CONNECTION_FIELDS,
     QUERY_FIELDS,
     BatchJobsTaskMixin,
     BatchJobsVerdictMixin,
@@ -71,7 +72,7 @@ class BatchListJobsOperator(BatchJobsTaskMixin, BaseOperator):
     ``xcom_max_jobs`` records, the newest (the cut is logged).
     """
 
-    template_fields: Sequence[str] = (*QUERY_FIELDS, "job_status")
+    template_fields: Sequence[str] = (*QUERY_FIELDS, "job_status", *CONNECTION_FIELDS)
 
     def __init__(
         self,
@@ -147,7 +148,7 @@ class BatchDescribeJobsOperator(BatchJobsVerdictMixin, BaseOperator):
     asked (with ``check=True``: failed jobs first); ``xcom_detail='none'`` returns nothing.
     """
 
-    template_fields: Sequence[str] = ("job_ids",)
+    template_fields: Sequence[str] = ("job_ids", *CONNECTION_FIELDS)
     operator_extra_links = EXTRA_LINKS
 
     def __init__(
@@ -241,7 +242,7 @@ class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
     :param log_jobs: of at most this many jobs, failed first (0: none; at most 20).
     """
 
-    template_fields: Sequence[str] = QUERY_FIELDS
+    template_fields: Sequence[str] = (*QUERY_FIELDS, *CONNECTION_FIELDS)
     operator_extra_links = EXTRA_LINKS
 
     def __init__(

@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_batch_jobs.arguments import QUERY_FIELDS, BatchJobsVerdictMixin
+from airflow_batch_jobs.arguments import CONNECTION_FIELDS, QUERY_FIELDS, BatchJobsVerdictMixin
 from airflow_batch_jobs.compat import TriggerTimeoutIsSensorTimeout
 from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.log_tail import DEFAULT_LOG_JOBS, DEFAULT_LOG_LINES, check_log_arguments
@@ -64,7 +64,7 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
     :param log_jobs: of at most this many jobs, failed first (0: none; at most 20).
     """
 
-    template_fields: Sequence[str] = QUERY_FIELDS
+    template_fields: Sequence[str] = (*QUERY_FIELDS, *CONNECTION_FIELDS)
     operator_extra_links = EXTRA_LINKS
     ui_color = "#f5c28c"
 
