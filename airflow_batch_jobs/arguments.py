@@ -210,6 +210,9 @@ class BatchJobsTaskMixin:
     botocore_config: dict[str, Any] | None
     xcom_detail: str
     xcom_max_jobs: int
+    # the keys of the console links this task persisted (airflow_batch_jobs.links.PERSISTED_LINKS): none until its
+    # verdict, so its links do not read XCom that is not there yet
+    _persisted_links: frozenset[str] = frozenset()
     if TYPE_CHECKING:  # from BaseOperator
 
         @property

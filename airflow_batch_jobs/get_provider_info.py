@@ -34,4 +34,10 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_jobs.sensors.batch_jobs"]}],
         "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_jobs.operators.batch_jobs"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_batch_jobs.triggers.batch_jobs"]}],
+        # Airflow 2 deserializes an operator's links only from registered classes
+        "extra-links": [
+            "airflow_batch_jobs.links.BatchJobDetailsLink",
+            "airflow_batch_jobs.links.BatchJobQueueLink",
+            "airflow_batch_jobs.links.CloudWatchEventsLink",
+        ],
     }
