@@ -720,6 +720,52 @@ class RunnablePeriods:
                 self._started[job_id] = started
 
 
+class StatusChanges:
+    """What changed between two polls, for the progress line: jobs seen for the first time, and jobs whose status
+    moved (e.g. RUNNING -> FAILED), those that finished counted apart. Each job's last status is kept (one entry a
+    job, as the set of seen ids it replaces was)."""
+
+    MAX_MOVES_SHOWN = 6
+
+    def __init__(self) -> None:
+        self.last: dict[str, str] = {}
+        self.new = 0
+        self.moves: Counter[tuple[str, str]] = Counter()
+
+    def observe(self, jobs: Iterable[Mapping[str, Any]]) -> None:
+        last, new = self.last, 0
+        moves: Counter[tuple[str, str]] = Counter()
+        for job in jobs:
+            job_id, status = job["jobId"], str(job.get("status", ""))
+            before = last.get(job_id)
+            if before is None:
+                new += 1
+            elif before != status:
+                moves[before, status] += 1
+            last[job_id] = status
+        self.new, self.moves = new, moves
+
+    def describe(self) -> str:
+        """e.g. ``since last poll: 2 new; 1 finished (1 RUNNING → FAILED); 3 RUNNABLE → RUNNING``."""
+        order = {status: i for i, status in enumerate(ALL_STATUSES)}
+
+        def moved(pairs: Iterable[tuple[tuple[str, str], int]]) -> list[str]:
+            ranked = sorted(pairs, key=lambda item: (order.get(item[0][1], 99), order.get(item[0][0], 99)))
+            return [f"{n} {before} → {after}" for (before, after), n in ranked]
+
+        finished = [(move, n) for move, n in self.moves.items() if move[1] in TERMINAL_STATUSES]
+        other = [(move, n) for move, n in self.moves.items() if move[1] not in TERMINAL_STATUSES]
+        parts = [f"{self.new} new"] if self.new else []
+        if finished:
+            parts.append(f"{sum(n for _, n in finished)} finished ({', '.join(moved(finished))})")
+        parts.extend(moved(other))
+        if not parts:
+            return "no change since last poll"
+        if len(parts) > self.MAX_MOVES_SHOWN:
+            parts = [*parts[: self.MAX_MOVES_SHOWN], f"{len(parts) - self.MAX_MOVES_SHOWN} more kinds of change"]
+        return "since last poll: " + "; ".join(parts)
+
+
 class JobWatch:
     """The state of one wait across polls: its listing, and what its verdict needs to remember."""
 
@@ -737,8 +783,7 @@ class JobWatch:
         self.clock = clock if clock is not None else wall_clock_ms
         self.listing = listing or JobListing.for_policy(query, policy, describe_early)
         self.runnable = RunnablePeriods()
-        self.seen: set[str] = set()
-        self.new_since_last_poll = 0
+        self.changes = StatusChanges()  # since the last poll, for the progress line
         # when the wait began (epoch ms): its first poll, unless the caller knows an earlier start (wait_began)
         self.began_ms = began_ms
         self.unknown: Sequence[str] = ()  # the ids of job_ids not found at the last verdict
@@ -754,11 +799,9 @@ class JobWatch:
             self.began_ms = self.clock()
 
     def observe(self, jobs: list[dict[str, Any]]) -> None:
-        """Note new jobs and each RUNNABLE job's current wait (once per poll)."""
+        """Note what changed since the last poll and each RUNNABLE job's current wait (once per poll)."""
         self.begin()
-        ids = {j["jobId"] for j in jobs}
-        self.new_since_last_poll = len(ids - self.seen)
-        self.seen |= ids
+        self.changes.observe(jobs)
         self.runnable.observe(jobs, self.clock())
 
     def runnable_suspects(self, jobs: list[dict[str, Any]]) -> list[str]:
@@ -814,15 +857,13 @@ class JobWatch:
         return self.listing.to_describe(jobs, all_of_them=True) if decision.verdict is not Verdict.WAITING else []
 
     def progress(self, decision: Decision) -> str:
-        """e.g. ``nightly-etl-*: 37 jobs — 20 SUCCEEDED, 2 FAILED, 15 RUNNING (3 new since last poll)``."""
+        """e.g. ``nightly-etl-*: 37 jobs — 20 SUCCEEDED, 2 FAILED, 15 RUNNING (since last poll: 3 new; 1 finished
+        (1 RUNNING → FAILED))``: what changed, not only how many jobs are new."""
         counts = ", ".join(f"{n} {status}" for status, n in decision.counts.items()) or "none yet"
         unknown = f"; not known to AWS Batch yet: {', '.join(self.unknown[:5])}" if self.unknown else ""
         if len(self.unknown) > 5:
             unknown += f" and {len(self.unknown) - 5} more"
-        return (
-            f"{self.query.describe()}: {len(decision.jobs)} jobs — {counts} "
-            f"({self.new_since_last_poll} new since last poll{unknown})"
-        )
+        return f"{self.query.describe()}: {len(decision.jobs)} jobs — {counts} ({self.changes.describe()}{unknown})"
 
     def poll(self, hook: BatchJobsHook) -> Decision:
         self.begin()
