@@ -8,9 +8,12 @@ the connection configures retries), and a failed listing surfaces to the caller,
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import botocore.loaders
+import botocore.session
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
 
@@ -37,6 +40,41 @@ class DescribeResult:
 
     jobs: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+
+
+# botocore data loaders with the Batch client's models loaded, one per data path (AWS_DATA_PATH), for the process.
+_MODEL_LOADERS: dict[str | None, botocore.loaders.Loader] = {}
+_MODEL_LOADERS_LOCK = threading.Lock()
+
+
+def batch_model_loader(data_path: str | None = None) -> botocore.loaders.Loader:
+    """A botocore data loader holding what a Batch client is made from (its service model, endpoint rules and
+    paginators; the endpoints, partitions, retry and defaults data), loaded once per process and data path.
+
+    Blocking: call it off the event loop. aiobotocore parses these files inside ``create_client``, on the event loop,
+    with the session's own loader: the first trigger's client held the triggerer's loop for 0.1 s to a second. A
+    session given this loader (:meth:`BatchJobsHook.get_session`) finds them loaded. The loads are exactly a client's:
+    a throwaway blocking client is made from it (no call is sent)."""
+    with _MODEL_LOADERS_LOCK:
+        loader = _MODEL_LOADERS.get(data_path)
+        if loader is None:
+            loader = botocore.loaders.create_loader(data_path)
+            session = botocore.session.Session()
+            session.register_component("data_loader", loader)
+            client = session.create_client(
+                "batch", region_name="us-east-1", aws_access_key_id="model-warm-up", aws_secret_access_key="unused"
+            )
+            client.get_paginator("list_jobs")
+            client.close()
+            _MODEL_LOADERS[data_path] = loader
+        return loader
+
+
+def warm_batch_models() -> None:
+    """:func:`batch_model_loader` for botocore's default data path (``AWS_DATA_PATH``, or ``data_path`` in the AWS
+    config). Blocking: run it in a thread (``asyncio.to_thread``) before making an async client."""
+    path = botocore.session.Session().get_config_variable("data_path")
+    batch_model_loader(str(path) if path else None)
 
 
 def unique_ids(job_ids: Iterable[str] | str) -> list[str]:
@@ -105,6 +143,16 @@ class BatchJobsHook(AwsBaseHook):
         kwargs["client_type"] = "batch"
         super().__init__(*args, **kwargs)
         log_redaction.install()
+
+    def get_session(self, region_name: str | None = None, deferrable: bool = False) -> Any:
+        """The amazon provider's session; an async one (the trigger's) reads models through
+        :func:`batch_model_loader`, so making its client does not parse them on the event loop. Blocking (the amazon
+        provider calls it in a thread from ``get_async_conn``)."""
+        session = super().get_session(region_name=region_name, deferrable=deferrable)
+        if deferrable:
+            data_path = session.get_config_variable("data_path")
+            session.register_component("data_loader", batch_model_loader(str(data_path) if data_path else None))
+        return session
 
     @property
     def config(self) -> Config:
