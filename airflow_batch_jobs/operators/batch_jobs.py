@@ -70,6 +70,32 @@ class BatchListJobsOperator(BatchJobsTaskMixin, BaseOperator):
     attempts, log stream or queue, which a summary does not say); ``xcom_detail='full'`` describes each kept job
     (DescribeJobs, 100 ids a call) and adds its redacted detail; ``'none'`` returns nothing. At most
     ``xcom_max_jobs`` records, the newest (the cut is logged).
+
+    :param job_queue: selector: the jobs of this queue (name or ARN). (templated)
+    :param array_job_id: selector: the children of this array job. (templated)
+    :param multi_node_job_id: selector: the nodes of this multi-node parallel job. (templated)
+    :param job_ids: selector: these jobs; ids or job ARNs, records with ``job_id`` (an upstream operator's output),
+        or a list's rendered text. (templated)
+    :param job_name: filter: the job name, case-insensitive; a trailing ``*`` matches a prefix. (templated)
+    :param job_definition: filter: the job definition's name (``*`` suffix: a prefix), ``name:revision`` or ARN.
+        (templated)
+    :param created_after: filter: jobs created at or after this moment: a datetime, an ISO-8601 date or time, or
+        epoch milliseconds. (templated)
+    :param created_before: filter: jobs created before this moment, as ``created_after``. (templated)
+    :param share_identifier: filter: jobs with this fair-share identifier. (templated)
+    :param job_status: keep only jobs in these statuses (a list, one status, or a list param rendered into the
+        field); None: every status. (templated)
+    :param latest: keep only the newest this many jobs; None: every job.
+    :param xcom_detail: what each record holds: 'summary', 'full' (adds the redacted DescribeJobs detail) or 'none'
+        (nothing returned).
+    :param xcom_max_jobs: at most this many records, the newest (the cut is logged).
+    :param aws_conn_id: the Airflow ``aws`` connection; None or empty: boto3's default credential chain.
+        (templated)
+    :param region_name: the AWS region; None: the connection's. (templated)
+    :param verify: whether to verify SSL certificates, or the path of a CA bundle; None: botocore's default.
+        (templated)
+    :param botocore_config: botocore ``Config`` options as a dict; without retry settings, botocore's 'standard'
+        retry mode is used (:class:`~airflow_batch_jobs.hooks.batch_jobs.BatchJobsHook`). (templated)
     """
 
     template_fields: Sequence[str] = (*QUERY_FIELDS, "job_status", *CONNECTION_FIELDS)
@@ -146,6 +172,29 @@ class BatchDescribeJobsOperator(BatchJobsVerdictMixin, BaseOperator):
     ``min_jobs``). Ids the service does not know are logged and left out (``fail_on_missing=True`` fails instead;
     with ``check=True`` an unknown id leaves the verdict undecided). At most ``xcom_max_jobs`` records, in the order
     asked (with ``check=True``: failed jobs first); ``xcom_detail='none'`` returns nothing.
+
+    :param job_ids: ids or job ARNs, records with ``job_id`` (an upstream operator's output), or a list's rendered
+        text. (templated)
+    :param check: judge the jobs by the policy arguments below, as :class:`BatchCheckJobsOperator` does; without it
+        they are not used.
+    :param fail_on_missing: fail when AWS Batch does not know an id, instead of logging it and leaving it out.
+    :param match: 'all' judges every job, 'latest' only the newest one.
+    :param min_jobs: fewer jobs than this are not decided yet (0: none may match).
+    :param success_exit_codes: exit codes that make a FAILED job's last attempt count as a success.
+    :param skip_exit_codes: exit codes that make the task skip (none may be in ``success_exit_codes``).
+    :param max_failed_jobs: how many failed jobs are tolerated.
+    :param fail_fast: decide a failure as soon as more than ``max_failed_jobs`` failed, whatever is still active.
+    :param xcom_detail: what each record holds: 'summary', 'full' (adds the redacted DescribeJobs detail) or 'none'
+        (nothing returned).
+    :param xcom_max_jobs: at most this many records, in the order asked (with ``check``: failed jobs first; the cut
+        is logged).
+    :param aws_conn_id: the Airflow ``aws`` connection; None or empty: boto3's default credential chain.
+        (templated)
+    :param region_name: the AWS region; None: the connection's. (templated)
+    :param verify: whether to verify SSL certificates, or the path of a CA bundle; None: botocore's default.
+        (templated)
+    :param botocore_config: botocore ``Config`` options as a dict; without retry settings, botocore's 'standard'
+        retry mode is used (:class:`~airflow_batch_jobs.hooks.batch_jobs.BatchJobsHook`). (templated)
     """
 
     template_fields: Sequence[str] = ("job_ids", *CONNECTION_FIELDS)
@@ -236,10 +285,41 @@ class BatchCheckJobsOperator(BatchJobsVerdictMixin, BaseOperator):
     Jobs still active (or fewer than ``min_jobs``): ``if_active='fail'`` (default) fails the task, ``'skip'``
     skips it. A skip exit code skips the task (and what depends on it); failed jobs fail it, with the message.
 
+    :param job_queue: selector: the jobs of this queue (name or ARN). (templated)
+    :param array_job_id: selector: the children of this array job. (templated)
+    :param multi_node_job_id: selector: the nodes of this multi-node parallel job. (templated)
+    :param job_ids: selector: these jobs; ids or job ARNs, records with ``job_id`` (an upstream operator's output),
+        or a list's rendered text. (templated)
+    :param job_name: filter: the job name, case-insensitive; a trailing ``*`` matches a prefix. (templated)
+    :param job_definition: filter: the job definition's name (``*`` suffix: a prefix), ``name:revision`` or ARN.
+        (templated)
+    :param created_after: filter: jobs created at or after this moment: a datetime, an ISO-8601 date or time, or
+        epoch milliseconds. (templated)
+    :param created_before: filter: jobs created before this moment, as ``created_after``. (templated)
+    :param share_identifier: filter: jobs with this fair-share identifier. (templated)
+    :param match: 'all' judges every job, 'latest' only the newest one.
+    :param min_jobs: fewer jobs than this are not decided yet (0: none may match).
+    :param success_exit_codes: exit codes that make a FAILED job's last attempt count as a success.
+    :param skip_exit_codes: exit codes that make the task skip (none may be in ``success_exit_codes``).
+    :param max_failed_jobs: how many failed jobs are tolerated.
+    :param fail_fast: decide a failure as soon as more than ``max_failed_jobs`` failed, whatever is still active.
+    :param include_array_children: judge an array job's children in its place (each child counted, the parent's size
+        checked).
+    :param if_active: when jobs are still active (or fewer than ``min_jobs``): 'fail' the task or 'skip' it.
+    :param xcom_detail: what each record holds: 'summary', 'full' (adds the redacted DescribeJobs detail) or 'none'
+        (nothing returned).
+    :param xcom_max_jobs: at most this many records, failed jobs first (the cut is logged).
     :param log_lines: when jobs failed (or hit a skip exit code), the task log shows the last this many lines of
         each one's last attempt's CloudWatch log stream (0: none; at most 10,000), read within 10 s all together,
         never changing the outcome (:mod:`airflow_batch_jobs.log_tail`).
     :param log_jobs: of at most this many jobs, failed first (0: none; at most 20).
+    :param aws_conn_id: the Airflow ``aws`` connection; None or empty: boto3's default credential chain.
+        (templated)
+    :param region_name: the AWS region; None: the connection's. (templated)
+    :param verify: whether to verify SSL certificates, or the path of a CA bundle; None: botocore's default.
+        (templated)
+    :param botocore_config: botocore ``Config`` options as a dict; without retry settings, botocore's 'standard'
+        retry mode is used (:class:`~airflow_batch_jobs.hooks.batch_jobs.BatchJobsHook`). (templated)
     """
 
     template_fields: Sequence[str] = (*QUERY_FIELDS, *CONNECTION_FIELDS)

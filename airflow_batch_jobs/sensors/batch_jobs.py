@@ -32,14 +32,9 @@ if TYPE_CHECKING:
 class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, BaseSensorOperator):
     """Wait for the AWS Batch jobs matching a queue and filters to finish; succeed, skip or fail on their exit codes.
 
-    Selector (exactly one): ``job_queue``, ``array_job_id``, ``multi_node_job_id`` or ``job_ids`` (ids or job ARNs,
-    records with ``job_id``, or an upstream ``XComArg``; a job named twice counts once). Filters:
-    ``job_name`` (case-insensitive, ``*`` suffix = prefix), ``job_definition``, ``created_after`` /
-    ``created_before``, ``share_identifier``. Policy: ``match`` ('all' | 'latest'), ``min_jobs``,
-    ``success_exit_codes``, ``skip_exit_codes``, ``max_failed_jobs``, ``fail_fast``, ``include_array_children``,
-    ``runnable_timeout``. Pushes one record per job (``xcom_detail``: 'summary' | 'full' | 'none'), at most
-    ``xcom_max_jobs``, failed jobs first. ``deferrable=True`` waits in the triggerer (default: ``[operators]
-    default_deferrable``).
+    Give exactly one selector (``job_queue``, ``array_job_id``, ``multi_node_job_id``, ``job_ids``), any filters, and
+    the policy that judges the jobs once none is active. Pushes one record per job, failed jobs first.
+    ``deferrable=True`` waits in the triggerer (:class:`~airflow_batch_jobs.triggers.batch_jobs.BatchJobsTrigger`).
 
     Each poll costs about one ListJobs page per 100 matching jobs, plus one DescribeJobs per 100 jobs that
     finished since the last poll. A poll that hits throttling, a 5xx or a dropped connection gives no verdict; after
@@ -58,10 +53,45 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
     try cannot know what earlier ones saw (no ``task_state_store``), it refuses a success it cannot prove: see
     :mod:`airflow_batch_jobs.wait_state`.
 
+    :param job_queue: selector: the jobs of this queue (name or ARN). (templated)
+    :param array_job_id: selector: the children of this array job, counted against its size. (templated)
+    :param multi_node_job_id: selector: the nodes of this multi-node parallel job, counted against ``numNodes``.
+        (templated)
+    :param job_ids: selector: these jobs; ids or job ARNs, records with ``job_id`` (an upstream operator's output),
+        or a list's rendered text; a job named twice counts once. (templated)
+    :param job_name: filter: the job name, case-insensitive; a trailing ``*`` matches a prefix. (templated)
+    :param job_definition: filter: the job definition's name (``*`` suffix: a prefix), ``name:revision`` or ARN.
+        (templated)
+    :param created_after: filter: jobs created at or after this moment: a datetime, an ISO-8601 date or time, or
+        epoch milliseconds. (templated)
+    :param created_before: filter: jobs created before this moment, as ``created_after``. (templated)
+    :param share_identifier: filter: jobs with this fair-share identifier. (templated)
+    :param match: 'all' judges every matching job, 'latest' only the newest one.
+    :param min_jobs: wait while fewer jobs match (0: none may match).
+    :param success_exit_codes: exit codes that make a FAILED job's last attempt count as a success.
+    :param skip_exit_codes: exit codes that make the task skip (none may be in ``success_exit_codes``).
+    :param max_failed_jobs: how many failed jobs are tolerated.
+    :param fail_fast: fail as soon as more than ``max_failed_jobs`` failed, without waiting for the others.
+    :param include_array_children: judge an array job's children in its place (each child counted, the parent's size
+        checked).
+    :param runnable_timeout: fail when a job stays RUNNABLE longer than this (seconds or a timedelta): the compute
+        environment cannot place it. None: no limit.
+    :param xcom_detail: what each record holds: 'summary', 'full' (adds the redacted DescribeJobs detail) or 'none'
+        (nothing pushed).
+    :param xcom_max_jobs: at most this many records, failed jobs first (the cut is logged).
+    :param max_poll_errors: fail after this many failed polls in a row (throttling, 5xx, dropped connections).
+    :param deferrable: wait in the triggerer instead of a worker slot (None: ``[operators] default_deferrable``).
     :param log_lines: when jobs fail (or hit a skip exit code), the task log shows the last this many lines of each
         one's last attempt's CloudWatch log stream (0: none; at most 10,000), read within 10 s all together after
         the verdict, which they never change (:mod:`airflow_batch_jobs.log_tail`).
     :param log_jobs: of at most this many jobs, failed first (0: none; at most 20).
+    :param aws_conn_id: the Airflow ``aws`` connection; None or empty: boto3's default credential chain.
+        (templated)
+    :param region_name: the AWS region; None: the connection's. (templated)
+    :param verify: whether to verify SSL certificates, or the path of a CA bundle; None: botocore's default.
+        (templated)
+    :param botocore_config: botocore ``Config`` options as a dict; without retry settings, botocore's 'standard'
+        retry mode is used (:class:`~airflow_batch_jobs.hooks.batch_jobs.BatchJobsHook`). (templated)
     """
 
     template_fields: Sequence[str] = (*QUERY_FIELDS, *CONNECTION_FIELDS)

@@ -30,6 +30,20 @@ class BatchJobsTrigger(BaseTrigger):
     trigger learns itself is lost with its process; a rebuilt trigger lists it again, as the service keeps finished
     jobs for days (``RETENTION_MIN_S``). One rebuilt later than that after the poke's listing refuses a success it
     cannot prove (:class:`~airflow_batch_jobs.wait_state.Continuity`).
+
+    :param query: the jobs to wait on: :meth:`JobQuery.to_dict() <airflow_batch_jobs.query.JobQuery.to_dict>`.
+    :param policy: how to judge them: :meth:`Policy.to_dict() <airflow_batch_jobs.policy.Policy.to_dict>`.
+    :param poll_interval: seconds between polls (triggers sharing a poll poll at the shortest of theirs).
+    :param max_poll_errors: yield an error event after this many failed polls in a row.
+    :param xcom_detail: what the records the event names will hold: 'summary', 'full' or 'none'.
+    :param xcom_max_jobs: the event names at most this many jobs' records, failed jobs first.
+    :param aws_conn_id: the Airflow ``aws`` connection; None or empty: boto3's default credential chain.
+    :param region_name: the AWS region; None: the connection's.
+    :param verify: whether to verify SSL certificates, or the path of a CA bundle; None: botocore's default.
+    :param botocore_config: botocore ``Config`` options as a dict (see
+        :class:`~airflow_batch_jobs.hooks.batch_jobs.BatchJobsHook`).
+    :param wait_began_ms: when the wait began (epoch ms); None: at the trigger's first poll.
+    :param memory: what the sensor's poll before deferring saw, as ``WaitMemory.to_json()``; None: nothing.
     """
 
     def __init__(
