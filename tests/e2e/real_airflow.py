@@ -81,7 +81,7 @@ def airflow_env(home: Path, port: int, aws_connection: str) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
         "AIRFLOW_CONN_AWS_DEFAULT": aws_connection,
-        # Airflow 3.0 leaves the token's issuer unset, which PyJWT >= 2.10 refuses ("Issuer (iss) must be a string")
+        # Airflow 3.0 leaves the token's issuer unset, which PyJWT >= 2.11 refuses ("Issuer (iss) must be a string")
         "AIRFLOW__API_AUTH__JWT_ISSUER": "airflow-batch-jobs-e2e",
         **(
             {
