@@ -8,6 +8,7 @@ the connection configures retries), and a failed listing surfaces to the caller,
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,7 @@ def batch_model_loader(data_path: str | None = None) -> botocore.loaders.Loader:
 
 def warm_batch_models() -> None:
     """:func:`batch_model_loader` for botocore's default data path (``AWS_DATA_PATH``, or ``data_path`` in the AWS
-    config). Blocking: run it in a thread (``asyncio.to_thread``) before making an async client."""
+    config). Blocking: :meth:`BatchJobsHook.get_async_conn` runs it in a thread."""
     path = botocore.session.Session().get_config_variable("data_path")
     batch_model_loader(str(path) if path else None)
 
@@ -143,6 +144,12 @@ class BatchJobsHook(AwsBaseHook):
         kwargs["client_type"] = "batch"
         super().__init__(*args, **kwargs)
         log_redaction.install()
+
+    async def get_async_conn(self) -> Any:
+        """The amazon provider's aiobotocore client context, its models parsed first in a thread (once per process:
+        :func:`warm_batch_models`), so that entering it on the event loop does not parse them there."""
+        await asyncio.to_thread(warm_batch_models)
+        return await super().get_async_conn()
 
     def get_session(self, region_name: str | None = None, deferrable: bool = False) -> Any:
         """The amazon provider's session; an async one (the trigger's) reads models through

@@ -26,8 +26,6 @@ from collections import Counter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_jobs.hooks.batch_jobs import warm_batch_models
-
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
@@ -63,8 +61,6 @@ class ClientPool:
         try:
             async with pool._ready:
                 if pool.client is None:
-                    # botocore's models, parsed off the loop once per process (aiobotocore parses them on it)
-                    await asyncio.to_thread(warm_batch_models)
                     context = await hook.get_async_conn()
                     pool.client = await context.__aenter__()
                     pool._context = context
