@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from unittest import mock
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Mapping
+    from collections.abc import AsyncGenerator, Iterator, Mapping
 
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -85,7 +85,7 @@ async def _first_event(trigger: BaseTrigger, emulator: BatchEmulator, deadline_m
                 return event.payload
         return None
 
-    with mock.patch.object(SharedPoll, "sleep", staticmethod(emulated_sleep)):
+    with mock.patch.object(SharedPoll, "sleep", staticmethod(emulated_sleep)), JudgedBeforeSleep().installed():
         running = asyncio.ensure_future(first())
         deadline = asyncio.ensure_future(timed_out.wait())
         try:
@@ -96,6 +96,38 @@ async def _first_event(trigger: BaseTrigger, emulator: BatchEmulator, deadline_m
             await asyncio.gather(running, deadline, return_exceptions=True)
             await trigger.cleanup()
         return running.result() if not running.cancelled() else None
+
+
+class JudgedBeforeSleep:
+    """Holds the trigger's poll loop after each result it publishes until the trigger has judged it (asks for the
+    next one). In real time judging takes milliseconds and the next sleep an interval; an emulated sleep moves the
+    clock at once, so without this the loop would sleep on while the trigger's DescribeJobs calls are in flight, and
+    the trigger would judge at a clock intervals ahead of its listing: the more so, the more loaded the machine."""
+
+    def __init__(self) -> None:
+        self.judged: asyncio.Event | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        from airflow_batch_jobs.triggers.shared_poll import SharedPoll
+
+        publish, next_result = SharedPoll._publish, SharedPoll.next_result
+
+        async def held_publish(poll: SharedPoll, result: Any) -> None:
+            self.judged = asyncio.Event()
+            await publish(poll, result)
+            await self.judged.wait()
+
+        async def judged_next_result(poll: SharedPoll, after: int) -> Any:
+            if self.judged is not None:  # asking for the next result: done with the last one
+                self.judged.set()
+            return await next_result(poll, after)
+
+        with (
+            mock.patch.object(SharedPoll, "_publish", held_publish),
+            mock.patch.object(SharedPoll, "next_result", judged_next_result),
+        ):
+            yield
 
 
 def _trigger_timeout() -> str:

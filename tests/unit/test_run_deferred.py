@@ -3,6 +3,7 @@ clock, its trigger closed as the triggerer closes it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 from unittest import mock
@@ -106,3 +107,24 @@ def test_the_sensor_reads_the_emulated_clock(batch_emulator: BatchEmulator) -> N
 def test_a_sensor_that_does_not_defer_is_refused_with_the_argument_to_change(batch_emulator: BatchEmulator) -> None:
     with pytest.raises(ValueError, match="deferrable=False: pass deferrable=True"):
         run_deferred(BatchJobsSensor(task_id="wait", job_queue="queue", deferrable=False), batch_emulator)
+
+
+def test_the_clock_waits_for_the_trigger_to_judge_however_slow_its_calls(batch_emulator: BatchEmulator) -> None:
+    """The poll loop's next emulated sleep waits until the trigger has judged the last listing: with a DescribeJobs
+    answer that takes real time (a loaded machine), the loop used to sleep on meanwhile, moving the clock intervals
+    past the listing the trigger was judging (a test of the unknown-id bound waited 440 s where 320 were due)."""
+    from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
+
+    batch_emulator.add_outcome({"attempts": [{"exit_code": 0, "duration": 600}]}, name="etl-*")
+    batch_emulator.submit("etl-extract")
+    started = batch_emulator.now_ms()
+    describe = BatchJobsHook.adescribe_jobs
+
+    async def slow_describe(hook: BatchJobsHook, client: Any, job_ids: Any) -> Any:
+        await asyncio.sleep(0.5)  # real time: the emulated sleeps of the loop would not wait for it
+        return await describe(hook, client, job_ids)
+
+    with mock.patch.object(BatchJobsHook, "adescribe_jobs", slow_describe):
+        records = run_deferred(sensor(poke_interval=60), batch_emulator)
+    assert [r["status"] for r in records] == ["SUCCEEDED"]
+    assert (batch_emulator.now_ms() - started) / 1000 <= 600 + 3 * 60
