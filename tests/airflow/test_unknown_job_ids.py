@@ -23,6 +23,7 @@ from airflow_batch_jobs.policy import Policy, Verdict
 from airflow_batch_jobs.query import JobQuery
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.testing import BatchEmulator
+from airflow_batch_jobs.testing.deferral import JudgedBeforeSleep
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll
 from airflow_batch_jobs.watch import UNKNOWN_JOB_ID_TIMEOUT_S, JobWatch
@@ -128,7 +129,8 @@ def run_trigger(emu: BatchEmulator, trigger: BatchJobsTrigger, step: float) -> d
             return event.payload
         raise AssertionError("no event")
 
-    with mock.patch.object(SharedPoll, "sleep", staticmethod(emulated_sleep)):
+    # the poll loop waits for the trigger to judge each listing before its next (emulated) sleep moves the clock
+    with mock.patch.object(SharedPoll, "sleep", staticmethod(emulated_sleep)), JudgedBeforeSleep().installed():
         return asyncio.run(first_event())
 
 
