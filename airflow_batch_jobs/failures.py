@@ -171,6 +171,16 @@ def _first(patterns: Iterable[Pattern], value: str | None) -> Diagnosis | None:
     return next((p.diagnosis() for p in patterns if p.matches(value)), None)
 
 
+def _from_status_reason(value: str | None) -> Diagnosis | None:
+    """What a statusReason (an attempt's or the job's) names: the service's own reasons, or an ECS container error
+    written there (Fargate reports e.g. ``ResourceInitializationError: unable to pull secrets`` as the status
+    reason, with no container reason)."""
+    return _first(STATUS_REASONS, value) or _first(CONTAINER_REASONS, value)
+
+
+_NOT_SAID = (FailureClass.APPLICATION, FailureClass.UNKNOWN)  # classes an exit code alone gives
+
+
 def diagnose_attempt(attempt: Attempt, *, stopped: bool = False) -> Diagnosis | None:
     """The class of one attempt, or None if it did not fail (exit code 0). ``stopped``: the job was cancelled or
     terminated and this is its last attempt (what ended it was the stop, whatever the container then showed).
@@ -182,7 +192,7 @@ def diagnose_attempt(attempt: Attempt, *, stopped: bool = False) -> Diagnosis | 
     timeout = _first(STATUS_REASONS[:1], attempt.status_reason)
     if timeout is not None:
         return timeout
-    found = _first(CONTAINER_REASONS, attempt.reason) or _first(STATUS_REASONS, attempt.status_reason)
+    found = _first(CONTAINER_REASONS, attempt.reason) or _from_status_reason(attempt.status_reason)
     if found is not None:
         return found
     if attempt.exit_code == 0:
@@ -200,19 +210,22 @@ def diagnose_attempts(job: JobView) -> list[Diagnosis | None]:
 
 
 def diagnose_job(job: JobView) -> Diagnosis | None:
-    """The class of a FAILED job (None for any other status): how its last attempt failed, or, without one, what
-    the job's own status reason says. A job cancelled or terminated is ``cancelled`` whatever an attempt showed."""
+    """The class of a FAILED job (None for any other status): how its last attempt failed, unless only its exit
+    code says so and the job's own status reason names the cause (a timeout's 137, a reclaimed host), or, without
+    an attempt, what the job's status reason says. A job cancelled or terminated is ``cancelled`` whatever an
+    attempt showed."""
     if job.status != "FAILED":
         return None
     if job.is_cancelled or job.is_terminated:
         return _STOPPED
-    if job.attempts:
-        last = diagnose_attempts(job)[-1]
-        if last is not None:
-            return last
-    found = _first(STATUS_REASONS, job.status_reason) or _first(CONTAINER_REASONS, job.final_reason)
+    last = diagnose_attempts(job)[-1] if job.attempts else None
+    if last is not None and last.failure_class not in _NOT_SAID:
+        return last
+    found = _from_status_reason(job.status_reason) or _first(CONTAINER_REASONS, job.final_reason)
     if found is not None:
         return found
+    if last is not None:
+        return last
     if job.status_reason and job.status_reason.startswith(ARRAY_CHILD_FAILED):
         return Diagnosis(
             FailureClass.UNKNOWN,

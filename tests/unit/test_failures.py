@@ -72,6 +72,20 @@ def job(*attempts: dict[str, Any], status: str = "FAILED", **fields: Any) -> Job
         pytest.param([attempt(None)], {}, FailureClass.UNKNOWN, id="no-exit-code-no-reason"),
         pytest.param([], {"statusReason": "Array Child Job failed"}, FailureClass.UNKNOWN, id="array-parent"),
         pytest.param([], {}, FailureClass.UNKNOWN, id="nothing-said"),
+        # Where the service writes the cause in a status reason rather than the container's reason (Fargate), or
+        # only in the job's status reason while the attempt shows an exit code or nothing.
+        pytest.param([attempt(None, None, PULL)], {}, FailureClass.INFRASTRUCTURE, id="pull-in-attempt-status"),
+        pytest.param([attempt(None, None, EXITED)], {"statusReason": PULL}, FailureClass.INFRASTRUCTURE, id="pull-job"),
+        pytest.param(
+            [],
+            {"statusReason": "ResourceInitializationError: unable to pull secrets or registry auth"},
+            FailureClass.INFRASTRUCTURE,
+            id="resource-initialization-job-only",
+        ),
+        pytest.param([attempt(137)], {"statusReason": TIMEOUT}, FailureClass.TIMEOUT, id="timeout-job-reason"),
+        pytest.param([attempt(None)], {"statusReason": TIMEOUT}, FailureClass.TIMEOUT, id="timeout-job-no-code"),
+        pytest.param([attempt(None)], {"statusReason": SPOT}, FailureClass.INFRASTRUCTURE, id="spot-job-reason"),
+        pytest.param([attempt(2)], {"statusReason": EXITED}, FailureClass.APPLICATION, id="exit-code-job-exited"),
     ],
 )
 def test_each_failure_class(attempts: list[dict[str, Any]], fields: dict[str, Any], expected: FailureClass) -> None:
