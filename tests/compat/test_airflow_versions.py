@@ -1,5 +1,5 @@
 """What differs between Airflow 2.11 and the latest 3.x, held to the same behaviour on whichever version runs these
-tests (CI runs them on the lowest dependencies, on Airflow 2.11 and on the latest: .ci/matrix)."""
+tests (CI runs them on the lowest dependencies, on Airflow 2.11, 3.0 and the latest: .ci/matrix)."""
 
 from __future__ import annotations
 
