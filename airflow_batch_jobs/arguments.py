@@ -11,6 +11,7 @@ import ast
 import datetime as dt
 import json
 import re
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,9 @@ QUERY_FIELDS = (
 # The connection arguments, templated as the amazon provider's operators template theirs (its aws_template_fields,
 # botocore_config included): rendered before the hook is made, on first use.
 CONNECTION_FIELDS = ("aws_conn_id", "region_name", "verify", "botocore_config")
+
+# The longest pause between two attempts to read back the jobs a trigger's verdict names (BatchJobsVerdictMixin).
+READ_BACK_PAUSE_MAX_S = 30.0
 
 # arn:<partition>:batch:<region>:<account>:job/<id> (an array child's id ends in ':<index>', a node's in '#<node>')
 _JOB_ARN_RE = re.compile(r"^arn:[a-z0-9-]+:batch:[a-z0-9-]*:\d*:job/(?P<id>[^/\s]+)\Z")
@@ -309,16 +313,49 @@ class BatchJobsVerdictMixin(BatchJobsTaskMixin):
         self._init_xcom(xcom_detail, xcom_max_jobs)
         self.policy = policy
 
+    def _read_back(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The full event a trigger's compact one stands for (:func:`~airflow_batch_jobs.verdict_event.resolve_event`).
+        A read that fails as a poll can (throttling, 5xx, a dropped connection, a job not returned) is tried again,
+        after 1, 2, 4 ... s (at most :data:`READ_BACK_PAUSE_MAX_S`), up to ``max_poll_errors`` times in all, as a poll
+        would be; then the task fails with the last error, as after that many failed polls. The verdict itself never
+        changes: a fault can delay it or fail the wait, never turn it into another one."""
+        from airflow.providers.common.compat.sdk import AirflowFailException
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from airflow_batch_jobs.verdict_event import UnresolvedEventError, resolve_event
+        from airflow_batch_jobs.watch import rejected_request
+
+        attempts = max(1, int(getattr(self, "max_poll_errors", 1)))
+        for attempt in range(1, attempts + 1):
+            try:
+                return resolve_event(event, self.hook, self.xcom_detail)
+            except (ClientError, BotoCoreError, UnresolvedEventError) as err:
+                rejected = rejected_request(err)
+                if rejected is not None:
+                    raise AirflowFailException(rejected) from err
+                if attempt == attempts:
+                    raise AirflowFailException(
+                        f"The wait's verdict is in ({event.get('status')}), but the jobs it names could not be read "
+                        f"back from AWS Batch for its records, message and links: {attempts} reads in a row failed; "
+                        f"last error: {err}"
+                    ) from err
+                pause = min(2.0 ** (attempt - 1), READ_BACK_PAUSE_MAX_S)
+                self.log.warning("Reading back the verdict's jobs failed (%s); trying again in %.0f s.", err, pause)
+                time.sleep(pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def finish(self, context: Any, event: dict[str, Any]) -> list[dict[str, Any]] | None:
         """Turn a verdict event into the task's outcome: records returned (success), or pushed then skip / fail.
 
         Returns None while the verdict is still 'waiting'. Failed jobs make the task fail without Airflow retries
-        (a retry would see the same failed jobs); ``soft_fail`` on a sensor turns that into a skip.
+        (a retry would see the same failed jobs); ``soft_fail`` on a sensor turns that into a skip. A trigger's
+        compact event is first made whole with the jobs it names, read back from AWS Batch (:meth:`_read_back`).
         """
         from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 
         from airflow_batch_jobs.links import persist_links
         from airflow_batch_jobs.log_tail import show_log_tails
+        from airflow_batch_jobs.verdict_event import is_compact
 
         status = event.get("status")
         if status == "waiting":
@@ -327,6 +364,8 @@ class BatchJobsVerdictMixin(BatchJobsTaskMixin):
             raise AirflowException(event.get("message", "the wait failed"))
         if status == "error":
             raise AirflowFailException(event.get("message", "the wait failed"))
+        if is_compact(event):
+            event = self._read_back(event)
         records = event.get("records", [])
         self.log_cut(len(records), event.get("cut", 0))
         persist_links(context, self, self.hook, event.get("links"))

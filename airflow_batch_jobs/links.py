@@ -1,7 +1,7 @@
 """Console links of a verdict, built on the amazon provider's link classes (which persist their format arguments to
 XCom, read back by ``get_link``).
 
-What the links point at is chosen with the verdict (:func:`link_target`), from the judged jobs themselves, not from
+What the links point at is chosen with the verdict (:func:`link_focus`), from the judged jobs themselves, not from
 the XCom records: it travels in the trigger's event, and holds with ``xcom_detail="none"`` or a cut record list.
 
 The links are persisted with the verdict only, but Airflow 3 asks every link for its URL each time a try ends
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
 
     from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
+    from airflow_batch_jobs.jobs import JobView
     from airflow_batch_jobs.policy import Decision
 
 # The log group Batch writes to unless the job's logConfiguration names another (awslogs-group).
@@ -64,18 +65,19 @@ class CloudWatchEventsLink(_QuietUntilPersisted, amazon_logs.CloudWatchEventsLin
 EXTRA_LINKS = (BatchJobDetailsLink(), BatchJobQueueLink(), CloudWatchEventsLink())
 
 
-def link_target(decision: Decision) -> dict[str, Any] | None:
-    """The job the links show: the first failed one, else the only one (None: several jobs, none failed). JSON-native:
-    its id, queue and CloudWatch log location (:meth:`~airflow_batch_jobs.jobs.JobView.cloudwatch_log`). A stand-in
+def link_focus(decision: Decision) -> JobView | None:
+    """The job the links show: the first failed one, else the only one (None: several jobs, none failed). A stand-in
     for one of several aged-out array children (:func:`~airflow_batch_jobs.policy.one_of`) is no job to link to."""
     failed = [job for job in decision.failed if one_of(job) is None]
     if failed:
-        focus = failed[0]
-    elif len(decision.jobs) == 1:
-        focus = decision.jobs[0]
-    else:
-        return None
-    return {"job_id": focus.job_id, "job_queue": focus.job_queue, "log": focus.cloudwatch_log()}
+        return failed[0]
+    return decision.jobs[0] if len(decision.jobs) == 1 else None
+
+
+def link_of(job: JobView) -> dict[str, Any]:
+    """What the links of ``job`` point at, JSON-native (it travels in the trigger's event): its id, queue and CloudWatch
+    log location (:meth:`~airflow_batch_jobs.jobs.JobView.cloudwatch_log`)."""
+    return {"job_id": job.job_id, "job_queue": job.job_queue, "log": job.cloudwatch_log()}
 
 
 def persist_links(context: Any, operator: Any, hook: BatchJobsHook, target: Mapping[str, Any] | None) -> None:

@@ -39,8 +39,6 @@ from botocore.exceptions import (
 
 from airflow_batch_jobs.hooks.batch_jobs import DESCRIBE_JOBS_MAX_IDS
 from airflow_batch_jobs.jobs import JobView
-from airflow_batch_jobs.links import link_target
-from airflow_batch_jobs.log_tail import log_sources
 from airflow_batch_jobs.policy import ONE_OF_JOB_IDS, Decision, Policy, Verdict, judge, one_of, stuck_jobs
 from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES, JobQuery
 
@@ -895,16 +893,6 @@ class JobWatch:
         return decision
 
 
-def records(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> tuple[list[dict[str, Any]], int]:
-    """XCom records for a decision, failed jobs first, at most ``xcom_max_jobs``; and how many were cut."""
-    if xcom_detail == "none":
-        return [], 0
-    failed_ids = {j.job_id for j in decision.failed}
-    ordered = sorted(decision.jobs, key=lambda j: j.job_id not in failed_ids)
-    kept = ordered[:xcom_max_jobs]
-    return job_records(kept, xcom_detail), len(ordered) - len(kept)
-
-
 def job_records(jobs: Sequence[JobView], xcom_detail: str) -> list[dict[str, Any]]:
     """One JSON-native record per job; ``full`` adds the redacted detail, ``none`` gives nothing. A stand-in for one
     of several aged-out array children (which one is no longer known) is no job: its record has ``job_id`` None and
@@ -922,18 +910,3 @@ def job_records(jobs: Sequence[JobView], xcom_detail: str) -> list[dict[str, Any
             record["detail"] = {k: v for k, v in detail.items() if k != "jobId"} if candidates is not None else detail
         out.append(record)
     return out
-
-
-def verdict_event(decision: Decision, xcom_detail: str, xcom_max_jobs: int) -> dict[str, Any]:
-    """The payload a trigger yields and ``execute_complete`` reads (JSON-native). ``logs``: where the jobs behind a
-    failure or a skip logged, for their last lines in the task log (:mod:`airflow_batch_jobs.log_tail`)."""
-    recs, cut = records(decision, xcom_detail, xcom_max_jobs)
-    return {
-        "status": decision.verdict.value,
-        "message": decision.message,
-        "records": recs,
-        "cut": cut,
-        "failed": len(decision.failed),
-        "links": link_target(decision),  # the job the console links show, chosen from the verdict, not the records
-        "logs": log_sources(decision),
-    }

@@ -27,15 +27,14 @@ from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.log_tail import DEFAULT_LOG_JOBS, DEFAULT_LOG_LINES, check_log_arguments
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict, judge
 from airflow_batch_jobs.query import JobQuery
+from airflow_batch_jobs.verdict_event import records, verdict_event
 from airflow_batch_jobs.watch import (
     IncompleteListingError,
     JobListing,
     JobWatch,
     Listed,
     job_records,
-    records,
     rejected_request,
-    verdict_event,
     wall_clock_ms,
 )
 

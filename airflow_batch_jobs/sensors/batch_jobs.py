@@ -22,8 +22,9 @@ from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.log_tail import DEFAULT_LOG_JOBS, DEFAULT_LOG_LINES, check_log_arguments
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+from airflow_batch_jobs.verdict_event import verdict_event
 from airflow_batch_jobs.wait_state import Continuity, StoredWait, WaitMemory, fingerprint
-from airflow_batch_jobs.watch import JobWatch, first_try_began_ms, is_transient, rejected_request, verdict_event
+from airflow_batch_jobs.watch import JobWatch, first_try_began_ms, is_transient, rejected_request
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

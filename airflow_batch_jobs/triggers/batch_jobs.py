@@ -10,8 +10,9 @@ from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import Policy, Verdict
 from airflow_batch_jobs.query import JobQuery
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll, poll_key
+from airflow_batch_jobs.verdict_event import compact_event
 from airflow_batch_jobs.wait_state import Continuity, WaitMemory
-from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, rejected_request, verdict_event
+from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, rejected_request
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -21,9 +22,11 @@ class BatchJobsTrigger(BaseTrigger):
     """Poll ListJobs/DescribeJobs for ``query`` until ``policy`` gives a verdict; yield it as one event.
 
     Everything it needs is in its kwargs (JSON-native), so the triggerer can rebuild it after a restart.
-    The event is ``{"status": "success" | "skip" | "failure" | "error", "message", "records", "cut"}``; an error
-    that is no answer from AWS (a bug of ours) also carries ``"internal": True``. ``wait_began_ms``: when the wait
-    began (the sensor's first poke), from which ids of ``job_ids`` unknown to AWS Batch are given their time.
+    A verdict's event is compact (:func:`~airflow_batch_jobs.verdict_event.compact_event`: Airflow stores it in its
+    metadata database and logs it whole): the jobs the worker can read back are named by their id, and
+    ``execute_complete`` reads them back before anything else. An error's event is ``{"status": "error",
+    "message"}``, with ``"internal": True`` when it is no answer from AWS (a bug of ours). ``wait_began_ms``: when the
+    wait began (the sensor's first poke), from which ids of ``job_ids`` unknown to AWS Batch are given their time.
 
     ``memory``: what the poke before deferring saw that the verdict needs (failed jobs, which may age out of ListJobs
     before the trigger polls; RUNNABLE periods), as :class:`~airflow_batch_jobs.wait_state.WaitMemory` JSON. What the
@@ -161,5 +164,5 @@ class BatchJobsTrigger(BaseTrigger):
                 errors = 0
                 self.log.info(watch.progress(decision))
                 if decision.verdict is not Verdict.WAITING:
-                    yield TriggerEvent(verdict_event(decision, self.xcom_detail, self.xcom_max_jobs))
+                    yield TriggerEvent(compact_event(decision, self.xcom_detail, self.xcom_max_jobs))
                     return

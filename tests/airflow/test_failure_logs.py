@@ -12,11 +12,13 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
 
 from airflow_batch_jobs import log_tail
+from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.operators.batch_jobs import BatchCheckJobsOperator
 from airflow_batch_jobs.policy import InvalidPolicyError
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.testing.scenario import definition_body
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll
+from airflow_batch_jobs.verdict_event import resolve_event
 
 from .conftest import poke_until_done
 
@@ -120,7 +122,8 @@ def test_deferrable_reads_the_lines_on_the_worker_after_the_trigger(
 
     event = asyncio.run(first_event())
     assert event["status"] == "failure" and log_requests(emu) == []  # the trigger reads no log
-    assert event["logs"][0]["job_id"] == bad and "etl line" not in str(event)  # where, not what
+    where = resolve_event(event, BatchJobsHook(), "summary")["logs"][0]  # as the worker reads the event
+    assert where["job_id"] == bad and "etl line" not in str(event)  # where, not what
     with pytest.raises(AirflowFailException, match="1 application"):
         waiting.execute_complete(context, event)
     assert f"Last 20 log line(s) of etl-publish ({bad}), attempt 1" in text_of(task_log)

@@ -11,11 +11,13 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ParamValidationError
 
+from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import Policy
 from airflow_batch_jobs.query import JobQuery
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll
+from airflow_batch_jobs.verdict_event import resolve_event
 from airflow_batch_jobs.watch import JobWatch
 
 if TYPE_CHECKING:
@@ -35,7 +37,8 @@ def trigger(**kwargs: Any) -> BatchJobsTrigger:
 
 
 async def first_event(t: BatchJobsTrigger) -> tuple[dict[str, Any], list[float]]:
-    """Run the trigger to its event; record the sleeps its poll loop asked for between polls instead of sleeping."""
+    """Run the trigger to its event (made whole as the worker makes it: its jobs read back); record the sleeps its
+    poll loop asked for between polls instead of sleeping."""
     sleeps: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
@@ -45,7 +48,7 @@ async def first_event(t: BatchJobsTrigger) -> tuple[dict[str, Any], list[float]]
     with mock.patch.object(SharedPoll, "sleep", staticmethod(fake_sleep)):
         events = [e.payload async for e in t.run()]
     assert len(events) == 1  # exactly one event, then the generator ends
-    return events[0], sleeps[1:]  # the first is the random stagger before the first poll
+    return resolve_event(events[0], BatchJobsHook(), t.xcom_detail), sleeps[1:]  # the first sleep: the random stagger
 
 
 @pytest.mark.usefixtures("batch_aws_conn")
@@ -114,8 +117,9 @@ async def test_the_async_poll_takes_the_same_shortcuts(batch_emulator: BatchEmul
     )
     with mock.patch.object(SharedPoll, "sleep", staticmethod(emulated_sleep)):
         events = [e.payload async for e in t.run()]
-    assert events[0]["status"] == "success"
-    assert sorted(r["job_id"] for r in events[0]["records"]) == sorted(f"{parent}:{i}" for i in range(10))
+    event = resolve_event(events[0], BatchJobsHook(), "summary")
+    assert event["status"] == "success"
+    assert sorted(r["job_id"] for r in event["records"]) == sorted(f"{parent}:{i}" for i in range(10))
     # per poll: one queue page (not the 4 that 300 older jobs fill) and the children's statuses that changed
     assert max(calls_per_poll[1:]) <= 3
 

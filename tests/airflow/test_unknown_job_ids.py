@@ -18,6 +18,7 @@ from unittest import mock
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
 
+from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.operators.batch_jobs import BatchCheckJobsOperator, BatchDescribeJobsOperator
 from airflow_batch_jobs.policy import Policy, Verdict
 from airflow_batch_jobs.query import JobQuery
@@ -26,6 +27,7 @@ from airflow_batch_jobs.testing import BatchEmulator
 from airflow_batch_jobs.testing.deferral import JudgedBeforeSleep
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll
+from airflow_batch_jobs.verdict_event import resolve_event
 from airflow_batch_jobs.watch import UNKNOWN_JOB_ID_TIMEOUT_S, JobWatch
 
 if TYPE_CHECKING:
@@ -126,7 +128,7 @@ def run_trigger(emu: BatchEmulator, trigger: BatchJobsTrigger, step: float) -> d
 
     async def first_event() -> dict[str, Any]:
         async for event in trigger.run():
-            return event.payload
+            return resolve_event(event.payload, BatchJobsHook(), trigger.xcom_detail)  # as the worker reads it
         raise AssertionError("no event")
 
     # the poll loop waits for the trigger to judge each listing before its next (emulated) sleep moves the clock
