@@ -574,6 +574,7 @@ class JobListing:
             if self.query.job_ids:
                 described = yield DescribeJobs(list(self.query.job_ids))
                 listed = [job for job in described if self.query.matches(job)]
+                self.absorb([job for job in listed if is_finished(job)])  # already details: not described again
             else:
                 described = listed = yield FindJobs(self.query, stop=self.page_stop(), known=self.finished.known(""))
             everything = self.finished.recall("", listed)

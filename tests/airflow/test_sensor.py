@@ -571,3 +571,15 @@ def test_ecs_sidecars_and_eks_init_containers_end_to_end(realistic_containers: A
         poke_until_done(sensor(job_name="eks-*"), context, emu)
     assert f"eks-init ({eks}): FAILED" in str(err.value)
     assert "exit code 1 (init container " in str(err.value) and "AccessDenied: s3://in" in str(err.value)
+
+
+def test_job_ids_are_described_once_per_poll(emu: BatchEmulator, context: dict) -> None:
+    """With ``job_ids`` the listing is DescribeJobs itself: its answer holds the finished jobs' details, so they are
+    not described a second time for the verdict (it was two DescribeJobs per poll)."""
+    ids = [emu.submit(f"once-{i}") for i in range(3)]
+    emu.advance(600)  # all finished
+    emu.reset_counters()
+    result = sensor(job_queue=None, job_ids=ids).poke(context)
+    assert result and sorted(r["job_id"] for r in result.xcom_value) == sorted(ids)
+    assert result.xcom_value[0]["attempts"][0]["log_stream"]  # the records still have the details
+    assert emu.calls["DescribeJobs"] == 1
