@@ -5,8 +5,10 @@ starts a poll loop (one aiobotocore client, one :class:`~airflow_batch_jobs.watc
 subscribes to its results and judges them with its own policy. The loop polls at the shortest interval among its
 subscribers, and stops when the last subscriber leaves. A subscriber with a shorter interval than the loop's cuts the
 current sleep short: the next poll comes one of its intervals after it joined (or sooner, if the sleep was due
-sooner), not at the end of a longer sleep begun before it came. Nothing here is serialized: each trigger still carries
-everything it needs, so a restarted triggerer simply forms the loops again.
+sooner), not at the end of a longer sleep begun before it came. A subscriber can also ask for a listing sooner
+(:meth:`SharedPoll.request_listing`: a job state-change event suggests its verdict is in): the sleep is cut short the
+same way, and the first poll to begin after the request answers it. Nothing here is serialized: each trigger still
+carries everything it needs, so a restarted triggerer simply forms the loops again.
 
 A failed poll is asked again at the normal interval, as the sensor pokes: never sooner (a poll that keeps failing
 costs one poll per interval, no tight loop), and never later (a stretched interval made the verdict come several
@@ -92,6 +94,10 @@ class SharedPoll:
         self.result: PollResult = []
         self.errors = 0  # failed polls in a row
         self.polls = 0
+        self.begun = 0  # polls begun (a client that could not be made counts as one)
+        self._numbers: dict[int, int] = {}  # result version -> the poll that gave it (the last few)
+        self._requested: float | None = None  # a subscriber asked for a poll to begin by then (clock())
+        self._wakes_at = float("inf")  # when the current sleep ends (clock())
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._napping = False  # the loop is in its sleep between polls
@@ -139,10 +145,16 @@ class SharedPoll:
             await self._changed.wait_for(lambda: self.version > after)
             return self.version, self.result
 
+    def poll_number(self, version: int) -> int:
+        """The poll (counted from 1, in the order they began) whose result is ``version``; 0 if too old to say."""
+        return self._numbers.get(version, 0)
+
     async def _publish(self, result: PollResult) -> None:
         async with self._changed:
             self.version += 1
             self.result = result
+            self._numbers[self.version] = self.begun  # polls run one after another: the last begun is this one
+            self._numbers.pop(self.version - 32, None)
             self._changed.notify_all()
 
     async def _run(self) -> None:
@@ -157,23 +169,50 @@ class SharedPoll:
                         await self._poll_once(client)
                         await self._pause(self.next_delay)
             except Exception as err:
+                self._begin()
                 self.errors += 1
                 await self._publish(err)
                 await self._pause(self.next_delay)
 
     def hurry(self) -> None:
-        """A subscriber with a shorter interval joined: end the current sleep (:meth:`_pause` sleeps again, shorter)."""
+        """A subscriber with a shorter interval joined, or asked for a listing sooner: end the current sleep
+        (:meth:`_pause` sleeps again, shorter)."""
         if self._napping and not self._hurried and self._task is not None:
             self._hurried = True
             self._task.cancel()
 
+    def request_listing(self, within: float = 0.0) -> int:
+        """Ask for a poll to begin within ``within`` seconds (0: now, or as soon as the one in flight has ended),
+        however long the interval: a subscriber expects its verdict (a job state-change event said so) and wants a
+        listing to confirm it. Requests are merged (the soonest counts) and cost nothing while a poll is due anyway;
+        the first poll to begin after the request answers every request made before it (each subscriber judges every
+        result, and asks again if it still needs to). Returns the number of that poll (:meth:`poll_number`): one in
+        flight began before the request, and may not show what prompted it."""
+        due = self.clock() + max(within, 0.0)
+        if self._requested is None or due < self._requested:
+            self._requested = due
+            if due < self._wakes_at:
+                self.hurry()
+        return self.begun + 1
+
+    def _until_requested(self, seconds: float) -> float:
+        return seconds if self._requested is None else min(seconds, self._requested - self.clock())
+
+    def _begin(self) -> None:
+        """A poll begins: it answers every request made so far."""
+        self.begun += 1
+        self._requested = None
+
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less: cut short by :meth:`hurry`, the loop sleeps again until the new interval has
-        passed or the first sleep was due, whichever comes first. The sleep runs in the loop's own task (``sleep`` is
-        what tests replace), and only the cancel ``hurry`` asked for is taken back: stopping the loop still stops it."""
+        passed, the first sleep was due or a requested listing is due, whichever comes first. The sleep runs in the
+        loop's own task (``sleep`` is what tests replace), and only the cancel ``hurry`` asked for is taken back:
+        stopping the loop still stops it."""
         due = self.clock() + seconds
+        seconds = self._until_requested(seconds)
         while seconds > 0:
             self._napping = True
+            self._wakes_at = self.clock() + seconds
             try:
                 await self.sleep(seconds)
                 return
@@ -183,9 +222,10 @@ class SharedPoll:
                     raise  # the loop is being stopped (too)
             finally:
                 self._napping = self._hurried = False
-            seconds = min(due - self.clock(), self.interval)
+            seconds = self._until_requested(min(due - self.clock(), self.interval))
 
     async def _poll_once(self, client: Any) -> None:
+        self._begin()
         try:
             result: PollResult = await self.listing.acollect(self.hook, client)
             self.errors = 0
