@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from dags_test import DONE  # demo/ is on sys.path: run as `python demo/run.py`
+
 from airflow_batch_jobs.jobs import JobView
 from airflow_batch_jobs.testing import BatchEmulator
 
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / ".demo" / "airflow_home"
 LOGS = ROOT / ".demo" / "logs"  # each `airflow dags test`'s whole output
 SPEED = 6.0  # emulated seconds per wall second, from the first poll on
-DAG_TIMEOUT_S = 300  # one `airflow dags test`
+DAG_TIMEOUT_S = 300  # for each `airflow dags test`
 
 # dag id -> {task id: expected final state}, in the order they run: the nightly wait first (it defers while its
 # jobs arrive); the others find their jobs finished; the listing last (it lists what the others waited for).
@@ -90,28 +92,48 @@ def airflow_env(endpoint_conn: str) -> dict[str, str]:
     return env
 
 
-def run_dag(dag_id: str, env: dict[str, str]) -> tuple[int, list[str]]:
-    """`airflow dags test` for one DAG: prints the interesting lines as they come, returns the exit code and every
-    line (killed after DAG_TIMEOUT_S)."""
-    airflow = str(Path(sys.executable).parent / "airflow")
+def run_dags(dag_ids: list[str], env: dict[str, str], clock: DemoClock) -> dict[str, tuple[int, list[str]]]:
+    """`airflow db migrate` and `airflow dags test` for each DAG, in one process (demo/dags_test.py): prints the
+    interesting lines as they come, returns each DAG's exit code and lines (the process is killed after
+    DAG_TIMEOUT_S a DAG). Starts the emulated clock once the first DAG ended, if no sensor polled."""
+    started = time.monotonic()
     proc = subprocess.Popen(
-        [airflow, "dags", "test", dag_id], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, str(ROOT / "demo" / "dags_test.py"), *dag_ids],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    timer = threading.Timer(DAG_TIMEOUT_S, proc.kill)
+    timer = threading.Timer(DAG_TIMEOUT_S * len(dag_ids), proc.kill)
     timer.start()
+    results: dict[str, tuple[int, list[str]]] = {}
+    pending = ["db-migrate", *dag_ids]
     lines: list[str] = []
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
+            if line.startswith(DONE):
+                _, name, code = line.split()
+                results[name] = int(code), lines
+                lines = []
+                pending.remove(name)
+                if name != "db-migrate":
+                    clock.release()
+                    print(f"== {name}: exit code {code} ({time.monotonic() - started:.0f} s)", flush=True)
+                if pending:
+                    print(f"\n== airflow dags test {pending[0]}", flush=True)
+                continue
             lines.append(line)
-            if any(marker in line for marker in SHOWN):
-                print(f"[{dag_id}] {shown(line)}", flush=True)
+            if pending and pending[0] != "db-migrate" and any(marker in line for marker in SHOWN):
+                print(f"[{pending[0]}] {shown(line)}", flush=True)
         code = proc.wait()
     finally:
         timer.cancel()
-    if code < 0:
-        print(f"[{dag_id}] killed after {DAG_TIMEOUT_S} s", flush=True)
-    return code, lines
+    for name in pending:  # killed, or it crashed, before these ended
+        print(f"== {name}: did not end (process exit code {code})", flush=True)
+        results[name] = code or 1, lines
+        lines = []
+    return results
 
 
 class DemoClock(threading.Thread):
@@ -199,21 +221,16 @@ def main() -> int:
     with BatchEmulator(scenario="demo") as emulator:
         print(f"AWS Batch emulator on {emulator.endpoint_url}, Airflow home {HOME}", flush=True)
         env = airflow_env(emulator.airflow_connection())
-        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         clock = DemoClock(emulator, SPEED)
         clock.start()
         print(f"Emulated clock: still until the first sensor polls, then x{SPEED:g} speed", flush=True)
-        logs: dict[str, list[str]] = {}
         try:
-            for dag_id in EXPECTED:
-                print(f"\n== airflow dags test {dag_id}", flush=True)
-                code, logs[dag_id] = run_dag(dag_id, env)
-                (LOGS / f"{dag_id}.log").write_text("".join(logs[dag_id]))
-                clock.release()
-                print(f"== {dag_id}: exit code {code} ({time.monotonic() - started:.0f} s)", flush=True)
+            results = run_dags(list(EXPECTED), env, clock)
         finally:
             clock.stop()
+        logs = {name: lines for name, (_, lines) in results.items()}
+        for name, lines in logs.items():
+            (LOGS / f"{name}.log").write_text("".join(lines))
         tasks, runs = final_states(env)
         print("\nJobs in the emulator:\n" + summary_table(emulator))
     ok = True
