@@ -16,11 +16,12 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_batch_jobs.arguments import CONNECTION_FIELDS, QUERY_FIELDS, BatchJobsVerdictMixin
+from airflow_batch_jobs.arguments import CONNECTION_FIELDS, QUERY_FIELDS, BatchJobsVerdictMixin, is_templated
 from airflow_batch_jobs.compat import TriggerTimeoutIsSensorTimeout
 from airflow_batch_jobs.links import EXTRA_LINKS
 from airflow_batch_jobs.log_tail import DEFAULT_LOG_JOBS, DEFAULT_LOG_LINES, check_log_arguments
 from airflow_batch_jobs.policy import InvalidPolicyError, Policy, Verdict
+from airflow_batch_jobs.query import InvalidQueryError
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
 from airflow_batch_jobs.verdict_event import verdict_event
 from airflow_batch_jobs.wait_state import Continuity, StoredWait, WaitMemory, fingerprint
@@ -82,6 +83,10 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
     :param xcom_max_jobs: at most this many records, failed jobs first (the cut is logged).
     :param max_poll_errors: fail after this many failed polls in a row (throttling, 5xx, dropped connections).
     :param deferrable: wait in the triggerer instead of a worker slot (None: ``[operators] default_deferrable``).
+    :param events_queue_url: with ``deferrable=True``: the URL of an SQS queue an EventBridge rule sends AWS Batch job
+        state-change events to. The trigger reads it, and an event that suggests the verdict is in wakes a listing at
+        once (the verdict comes from that listing, as polling gives it); the trigger's own polls become the safety
+        net for lost events, every 10 ``poke_interval``. None or empty: polling only. (templated)
     :param log_lines: when jobs fail (or hit a skip exit code), the task log shows the last this many lines of each
         one's last attempt's CloudWatch log stream (0: none; at most 10,000), read within 10 s all together after
         the verdict, which they never change (:mod:`airflow_batch_jobs.log_tail`).
@@ -95,7 +100,7 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
         retry mode is used (:class:`~airflow_batch_jobs.hooks.batch_jobs.BatchJobsHook`). (templated)
     """
 
-    template_fields: Sequence[str] = (*QUERY_FIELDS, *CONNECTION_FIELDS)
+    template_fields: Sequence[str] = (*QUERY_FIELDS, *CONNECTION_FIELDS, "events_queue_url")
     operator_extra_links = EXTRA_LINKS
     ui_color = "#f5c28c"
 
@@ -123,6 +128,7 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
         xcom_max_jobs: int = 1000,
         max_poll_errors: int = 5,
         deferrable: bool | None = None,
+        events_queue_url: str | None = None,
         log_lines: int = DEFAULT_LOG_LINES,
         log_jobs: int = DEFAULT_LOG_JOBS,
         aws_conn_id: str | None = "aws_default",
@@ -173,6 +179,8 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
         self.deferrable = (
             conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
         )
+        self.events_queue_url = events_queue_url
+        self._check_events(rendered=False)
         self._init_connection(aws_conn_id, region_name, verify, botocore_config)
         self._watch: JobWatch | None = None
         self._poll_errors = 0
@@ -180,6 +188,32 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
         self._continuity = Continuity()
         self._stored: StoredWait | None = None
         self._seen_ms: int | None = None  # when this instance's last successful listing began
+
+    def _check_events(self, *, rendered: bool) -> None:
+        """``events_queue_url``: only for a deferrable wait (checked as given, a template too), and an SQS queue URL
+        (a template once rendered); kept as the trigger takes it."""
+        value = self.events_queue_url
+        if value is None or value == "":
+            return
+        if not self.deferrable:
+            raise InvalidQueryError(
+                f"events_queue_url={value!r} is read by the triggerer, but deferrable is False: pass "
+                "deferrable=True to wait on job events, or leave events_queue_url out to poll."
+            )
+        if not rendered and is_templated(value):
+            return
+        from airflow_batch_jobs.event_view import check_events_queue_url  # only where events are used
+
+        try:
+            checked = check_events_queue_url(value)
+        except ValueError as err:
+            raise InvalidQueryError(str(err)) from err
+        if rendered:
+            self.events_queue_url = checked
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        self._check_events(rendered=True)
 
     @property
     def watch(self) -> JobWatch:
@@ -211,6 +245,7 @@ class BatchJobsSensor(TriggerTimeoutIsSensorTimeout, BatchJobsVerdictMixin, Base
                 verify=self.verify,
                 botocore_config=self.botocore_config,
                 wait_began_ms=self.watch.began_ms,
+                events_queue_url=self.events_queue_url or None,
                 memory=WaitMemory.capture(
                     self.watch,
                     fingerprint=fingerprint(self.watch.query, self.policy),

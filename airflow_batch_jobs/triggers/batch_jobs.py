@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -16,6 +17,8 @@ from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, rejecte
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from airflow_batch_jobs.triggers.event_wait import EventWait
 
 
 class BatchJobsTrigger(BaseTrigger):
@@ -34,6 +37,11 @@ class BatchJobsTrigger(BaseTrigger):
     jobs for days (``RETENTION_MIN_S``). One rebuilt later than that after the poke's listing refuses a success it
     cannot prove (:class:`~airflow_batch_jobs.wait_state.Continuity`).
 
+    ``events_queue_url``: the wait also reads AWS Batch job state-change events from this SQS queue (delivered by an
+    EventBridge rule); an event that suggests the verdict is in wakes a listing at once, which gives the verdict as
+    polling does, and the wait's own polls become the safety net, every ``SAFETY_NET_FACTOR`` (10) ``poll_interval``
+    (:mod:`~airflow_batch_jobs.triggers.event_wait`).
+
     :param query: the jobs to wait on: :meth:`JobQuery.to_dict() <airflow_batch_jobs.query.JobQuery.to_dict>`.
     :param policy: how to judge them: :meth:`Policy.to_dict() <airflow_batch_jobs.policy.Policy.to_dict>`.
     :param poll_interval: seconds between polls (triggers sharing a poll poll at the shortest of theirs).
@@ -47,6 +55,7 @@ class BatchJobsTrigger(BaseTrigger):
         :class:`~airflow_batch_jobs.hooks.batch_jobs.BatchJobsHook`).
     :param wait_began_ms: when the wait began (epoch ms); None: at the trigger's first poll.
     :param memory: what the sensor's poll before deferring saw, as ``WaitMemory.to_json()``; None: nothing.
+    :param events_queue_url: the URL of an SQS queue receiving AWS Batch job state-change events; None: polling only.
     """
 
     def __init__(
@@ -64,6 +73,7 @@ class BatchJobsTrigger(BaseTrigger):
         botocore_config: dict[str, Any] | None = None,
         wait_began_ms: int | None = None,
         memory: dict[str, Any] | None = None,
+        events_queue_url: str | None = None,
     ) -> None:
         super().__init__()
         self.query = query
@@ -78,6 +88,7 @@ class BatchJobsTrigger(BaseTrigger):
         self.botocore_config = botocore_config
         self.wait_began_ms = wait_began_ms
         self.memory = memory
+        self.events_queue_url = events_queue_url
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -95,6 +106,7 @@ class BatchJobsTrigger(BaseTrigger):
                 "botocore_config": self.botocore_config,
                 "wait_began_ms": self.wait_began_ms,
                 "memory": self.memory,
+                "events_queue_url": self.events_queue_url,
             },
         )
 
@@ -112,25 +124,72 @@ class BatchJobsTrigger(BaseTrigger):
         listing_options = self.policy.get("match", "all"), self.policy.get("include_array_children", False)
         return poll_key(self.connection_key(), self.query, *listing_options)
 
+    def sqs_hook(self) -> Any:
+        """The hook the event consumer reads the queue with: the same connection arguments as the Batch client's."""
+        from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+        return SqsHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        )
+
+    async def _read_events(self, stack: AsyncExitStack, events: EventWait) -> bool:
+        """Subscribe ``events`` to the queue's consumer for as long as ``stack`` lasts; False (polling alone, at the
+        plain interval) when that cannot even begin. A queue that fails later is the consumer's to retry: the
+        safety net keeps the wait right meanwhile."""
+        from airflow_batch_jobs.triggers.event_consumer import EventConsumer
+
+        assert self.events_queue_url is not None
+        try:
+            await stack.enter_async_context(
+                EventConsumer.subscribe(self.events_queue_url, self.connection_key(), self.sqs_hook, events.deliver)
+            )
+        except Exception as err:
+            self.log.warning(
+                "Cannot read job events from %s (%s: %s); polling every %.0f s instead.",
+                self.events_queue_url,
+                type(err).__name__,
+                err,
+                self.poll_interval,
+            )
+            return False
+        return True
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         query, policy = JobQuery.from_dict(self.query), Policy.from_dict(self.policy)
         memory = WaitMemory.from_json(self.memory) if self.memory else None
         continuity = Continuity.for_trigger(memory, self.wait_began_ms)
-        async with SharedPoll.subscribe(
-            self.poll_key(),
-            self.connection_key(),
-            self.hook,
-            lambda: JobListing.for_policy(query, policy),
-            self.poll_interval,
-        ) as poll:
+        async with AsyncExitStack() as stack:
+            events: EventWait | None = None
+            interval = self.poll_interval
+            if self.events_queue_url:  # imported only where events are read
+                from airflow_batch_jobs.event_view import SAFETY_NET_FACTOR
+                from airflow_batch_jobs.triggers.event_wait import EventWait
+
+                events = EventWait(query, policy, self.poll_interval, self.log)
+                if await self._read_events(stack, events):
+                    interval = self.poll_interval * SAFETY_NET_FACTOR
+                else:
+                    events = None
+            poll = await stack.enter_async_context(
+                SharedPoll.subscribe(
+                    self.poll_key(),
+                    self.connection_key(),
+                    self.hook,
+                    lambda: JobListing.for_policy(query, policy),
+                    interval,
+                )
+            )
             watch = JobWatch(query, policy, listing=poll.listing, began_ms=self.wait_began_ms)
             version, errors = poll.version, 0
             if memory is not None:
                 memory.restore(watch)  # into the shared listing: facts about the query's jobs, whoever waits on them
                 if memory.finished and poll.subscribers > 1:  # a poll of the loop joined may predate the restore
                     version += 1
+            if events is not None:
+                events.attach(poll, watch)
             while True:
                 version, result = await poll.next_result(version)
+                number = poll.poll_number(version)  # read at once: the loop may publish again while this judges
                 try:
                     if isinstance(result, Exception):
                         raise result
@@ -160,9 +219,14 @@ class BatchJobsTrigger(BaseTrigger):
                         )
                         return
                     self.log.warning("Poll failed (%s); no verdict, asking again in %.1f s.", err, poll.next_delay)
+                    if events is not None:
+                        events.listed(err, number)
                     continue
                 errors = 0
-                self.log.info(watch.progress(decision))
+                progress = watch.progress(decision)
+                self.log.info(progress if events is None else f"{progress} [{events.describe()}]")
                 if decision.verdict is not Verdict.WAITING:
                     yield TriggerEvent(compact_event(decision, self.xcom_detail, self.xcom_max_jobs))
                     return
+                if events is not None:
+                    events.listed(result, number)
