@@ -17,6 +17,7 @@ from airflow_batch_jobs.operators.batch_jobs import (
 )
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.triggers.batch_jobs import BatchJobsTrigger
+from airflow_batch_jobs.triggers.job_events import BatchJobsEventTrigger
 
 PUBLIC = (
     BatchJobsSensor,
@@ -24,6 +25,7 @@ PUBLIC = (
     BatchDescribeJobsOperator,
     BatchCheckJobsOperator,
     BatchJobsTrigger,
+    BatchJobsEventTrigger,
     BatchJobsHook,
 )
 # BatchJobsHook passes its arguments on to AwsBaseHook, fixing client_type (resource_type cannot go with it)
