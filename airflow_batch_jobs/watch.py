@@ -266,20 +266,42 @@ def num_nodes(jobs: Iterable[Mapping[str, Any]]) -> int | None:
 # -- the calls a poll makes -----------------------------------------------------------------------------------------
 
 
+def names_a_job_gone(error: BaseException) -> bool:
+    """Whether AWS Batch answered that the job a listing names (an array parent) does not exist: it aged out."""
+    if not isinstance(error, ClientError) or error.response.get("Error", {}).get("Code") != "ClientException":
+        return False
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return "does not exist" in message or "not found" in message
+
+
 @dataclass(frozen=True)
 class FindJobs:
-    """A poll step: the jobs of a query (``statuses`` for children listings, ``stop`` to end paging early)."""
+    """A poll step: the jobs of a query (``statuses`` for children listings, ``stop`` to end paging early).
+    ``parent_may_be_gone``: the children of a finished parent, which may have aged out (retention) since it was
+    listed; the service's "does not exist" for it is then an empty listing, the children counted from memory and the
+    parent's statusSummary, not a rejected request."""
 
     query: JobQuery
     statuses: Sequence[str] = ALL_STATUSES
     stop: PageStop | None = None
     known: Known | None = None
+    parent_may_be_gone: bool = False
 
     def run(self, hook: BatchJobsHook) -> list[dict[str, Any]]:
-        return hook.find_jobs(self.query, statuses=self.statuses, stop=self.stop, known=self.known)
+        try:
+            return hook.find_jobs(self.query, statuses=self.statuses, stop=self.stop, known=self.known)
+        except ClientError as err:
+            if self.parent_may_be_gone and names_a_job_gone(err):
+                return []
+            raise
 
     async def arun(self, hook: BatchJobsHook, client: Any) -> list[dict[str, Any]]:
-        return await hook.afind_jobs(client, self.query, statuses=self.statuses, stop=self.stop, known=self.known)
+        try:
+            return await hook.afind_jobs(client, self.query, statuses=self.statuses, stop=self.stop, known=self.known)
+        except ClientError as err:
+            if self.parent_may_be_gone and names_a_job_gone(err):
+                return []
+            raise
 
 
 @dataclass(frozen=True)
@@ -604,10 +626,12 @@ class JobListing:
         parent_id = parent["jobId"]
         query = JobQuery.build(array_job_id=parent_id)
         statuses, known = self.child_statuses(parent), self.finished.known(parent_id)
-        kids = self.finished.recall(parent_id, (yield FindJobs(query, statuses, known=known)) if statuses else [])
+        gone = is_finished(parent)  # it may have aged out since it was listed, its children with it
+        listing = (yield FindJobs(query, statuses, known=known, parent_may_be_gone=gone)) if statuses else []
+        kids = self.finished.recall(parent_id, listing)
         counted = account_for_children(parent, kids)
         if counted is None and statuses != ALL_STATUSES:  # the summary lagged, or a child moved: list them all
-            kids = self.finished.recall(parent_id, (yield FindJobs(query, known=known)))
+            kids = self.finished.recall(parent_id, (yield FindJobs(query, known=known, parent_may_be_gone=gone)))
             counted = account_for_children(parent, kids)
         if counted is None:
             raise IncompleteListingError(

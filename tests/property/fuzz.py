@@ -15,12 +15,27 @@ from collections import Counter
 from pathlib import Path
 
 
+def wait_for(procs: list[subprocess.Popen[bytes]]) -> list[int]:
+    """The workers' exit codes; once one fails (a false verdict found), the others are stopped: the run is over."""
+    while any(proc.poll() is None for proc in procs):
+        if any(proc.returncode not in (None, 0) for proc in procs):
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait()
+        time.sleep(1)
+    return [int(proc.returncode) for proc in procs]
+
+
 def main() -> int:
     total = int(os.environ.get("HYPOTHESIS_EXAMPLES", "10000"))
     workers = int(os.environ.get("FUZZ_WORKERS", str(os.cpu_count() or 2)))
     with tempfile.TemporaryDirectory() as tmp:
         counter = Path(tmp) / "histories"
         counter.touch()
+        # each worker's output goes to a file: read through pipes one after another, a worker whose failure report
+        # filled its pipe would block until the ones before it finished (it did, for an hour)
+        outputs = [Path(tmp) / f"worker-{worker}.out" for worker in range(workers)]
         started = time.monotonic()
         procs = [
             subprocess.Popen(
@@ -41,16 +56,15 @@ def main() -> int:
                     "HYPOTHESIS_EXAMPLES": str(-(-total // workers)),
                     "FUZZ_COUNTER": str(counter),
                 },
-                stdout=subprocess.PIPE,
+                stdout=output.open("w"),
                 stderr=subprocess.STDOUT,
-                text=True,
             )
-            for worker in range(workers)
+            for worker, output in enumerate(outputs)
         ]
-        outputs = [proc.communicate()[0] for proc in procs]
+        codes = wait_for(procs)
         elapsed = time.monotonic() - started
         modes = Counter(counter.read_text().split())
-    failed = [out for proc, out in zip(procs, outputs, strict=True) if proc.returncode != 0]
+        failed = [output.read_text() for code, output in zip(codes, outputs, strict=True) if code > 0]  # < 0: stopped
     for out in failed:
         print(out[-20_000:])
     played = sum(modes.values())
