@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any
 
 from airflow_batch_jobs.jobs import REDACTED, redact
 
 # botocore logs a response body as "Response body:\n%r", aiobotocore as "Response body:\n%s" (both with the bytes)
 _BODY_MESSAGES = frozenset({"Response body:\n%r", "Response body:\n%s"})
-_SENSITIVE_KEYS = ('"environment"', '"parameters"', '"secrets"', '"env"')
+_SENSITIVE_KEYS: tuple[str, ...] = ('"environment"', '"parameters"', '"secrets"', '"env"')
+# ... and inside a JSON string of the body (an SQS message's Body: a job state-change event, whose detail is a job's)
+_NESTED_KEYS = tuple(json.dumps(key)[1:-1] for key in _SENSITIVE_KEYS)
+_WITHHELD = "<withheld: it may hold job secrets>"
 # header or canonical-request forms: "'X-Amz-Security-Token': b'...'", "x-amz-security-token:...",
 # "Credential=AKID/...", "Signature=..."
 _CREDENTIALS = re.compile(
@@ -39,14 +43,32 @@ class BatchBodyRedactor(logging.Filter):
             text = body
         else:
             return True
-        if any(key in text for key in _SENSITIVE_KEYS):
+        if any(key in text for key in _SENSITIVE_KEYS + _NESTED_KEYS):
             try:
-                redacted = json.dumps(redact(json.loads(text)))
+                redacted = json.dumps(redact(_parse_nested(json.loads(text))))
             except ValueError:
-                redacted = "<response body withheld: it may hold job secrets>"
+                redacted = f"<response body {_WITHHELD[1:]}"
             # the same type as logged, so the line keeps its format (b'...' for bytes)
             record.args = (redacted.encode() if not isinstance(body, str) else redacted, *record.args[1:])
         return True
+
+
+def _parse_nested(value: Any) -> Any:
+    """``value`` with each string holding a JSON object or array replaced by what it holds (an SQS message's
+    ``Body``), so that :func:`redact` reaches the job details inside; one that names a sensitive key but is not JSON
+    (a truncated body) is withheld."""
+    if isinstance(value, dict):
+        return {key: _parse_nested(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_parse_nested(item) for item in value]
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return _parse_nested(json.loads(value))
+        except ValueError:
+            pass
+    if isinstance(value, str) and any(key in value for key in _SENSITIVE_KEYS):
+        return _WITHHELD
+    return value
 
 
 class CredentialRedactor(logging.Filter):
