@@ -12,15 +12,17 @@ import boto3
 
 from airflow_batch_jobs.testing.behaviours import Behaviours
 from airflow_batch_jobs.testing.clock import Clock, ManualClock, ScaledClock
+from airflow_batch_jobs.testing.events import EventBus, EventFaults, Outage
 from airflow_batch_jobs.testing.faults import Fault, FaultPlan
 from airflow_batch_jobs.testing.keepalive import KeepAliveServer
 from airflow_batch_jobs.testing.model import DEFAULT_RETENTION_S, BatchModel
 from airflow_batch_jobs.testing.outcomes import JobScript, OutcomeRules
+from airflow_batch_jobs.testing.rules import ACCOUNT
 from airflow_batch_jobs.testing.scenario import Scenario, compute_environment_request, definition_body
 from airflow_batch_jobs.testing.server import BatchApp
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from pathlib import Path
     from types import TracebackType
 
@@ -44,6 +46,10 @@ class BatchEmulator:
     ECS sidecars, EKS init containers, grouped name listings; see :class:`Behaviours`); ``behaviours={...}``
     sets single switches on top of the profile. A scenario's ``profile`` / ``behaviours`` keys do the same;
     constructor arguments win.
+
+    ``events=True`` (or a scenario's ``events: true``) publishes every job status change as EventBridge delivers
+    it to an SQS queue (``events_queue_url``), served by moto on loopback; ``inject_event_faults`` and
+    ``queue_unreachable`` make the delivery go wrong. See :mod:`airflow_batch_jobs.testing.events`.
     """
 
     def __init__(
@@ -60,6 +66,8 @@ class BatchEmulator:
         scenario: str | Path | Mapping[str, Any] | None = None,
         profile: str | None = None,
         behaviours: Mapping[str, Any] | None = None,
+        events: bool | None = None,
+        events_pump_seconds: float = 0.05,
     ) -> None:
         if host != LOOPBACK:
             warnings.warn(
@@ -86,15 +94,30 @@ class BatchEmulator:
         self.app = BatchApp(self.model, self.faults, validate_responses=validate_responses)
         self._server: KeepAliveServer | None = None
         self._thread: threading.Thread | None = None
+        # the scenario's `at` times count from here, as its submissions' do
+        start_ms = self.model.clock.now_ms()
         if plan is not None:
             plan.apply(self.model)
+        self.events: EventBus | None = None
+        if events if events is not None else (plan is not None and plan.events):
+            self.events = EventBus(self.model, seed=seed, account=ACCOUNT, pump_seconds=events_pump_seconds)
+            if plan is not None:
+                faults = dict(plan.event_faults)
+                windows = faults.pop("unreachable", None) or []
+                self.events.set_faults(EventFaults(**faults))
+                for window in windows:
+                    start = start_ms + int(float(window.get("at", 0)) * 1000)
+                    self.events.unreachable(float(window["seconds"]), how=window.get("how", "error"), start_ms=start)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> BatchEmulator:
         """Start serving; after :meth:`stop`, starts again on the same port with the same state."""
         if self._server is not None:
             return self
-        self._server = KeepAliveServer(self.host, self.port, self.app)
+        if self.events is not None:
+            # a scaled (or any other) clock moves by itself: a thread publishes as it passes transitions
+            self.events.start(pump_thread=not isinstance(self.model.clock, ManualClock))
+        self._server = KeepAliveServer(self.host, self.port, self._serve if self.events is not None else self.app)
         self.port = self._server.server_port
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="batch-emulator", daemon=True
@@ -102,15 +125,27 @@ class BatchEmulator:
         self._thread.start()
         return self
 
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The service, then the events its answer made due (a CancelJob's FAILED is in the queue when it returns;
+        a control call may have moved the clock)."""
+        answer = self.app(environ, start_response)
+        assert self.events is not None
+        try:
+            self.events.pump()
+        except Exception:  # the Batch answer stands; the missing events show in the test
+            log.exception("Publishing the emulated job state-change events failed")
+        return answer
+
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+            self._thread = None
+        if self.events is not None:
+            self.events.stop()
 
     def __enter__(self) -> BatchEmulator:
         return self.start()
@@ -136,21 +171,76 @@ class BatchEmulator:
         )
 
     def airflow_connection(self) -> str:
-        """The JSON for ``AIRFLOW_CONN_<ID>`` that points an ``aws`` connection at this emulator."""
+        """The JSON for ``AIRFLOW_CONN_<ID>`` that points an ``aws`` connection at this emulator (with events, its
+        SQS calls at the events queue's endpoint: the amazon provider's ``service_config``)."""
+        extra: dict[str, Any] = {"region_name": self.model.region, "endpoint_url": self.endpoint_url}
+        if self.events is not None and self.events.started:
+            extra["service_config"] = {"sqs": {"endpoint_url": self.events.endpoint_url}}
         return json.dumps(
             {
                 "conn_type": "aws",
                 "login": DUMMY_ACCESS_KEY_ID,
                 "password": DUMMY_SECRET_ACCESS_KEY,
-                "extra": {"region_name": self.model.region, "endpoint_url": self.endpoint_url},
+                "extra": extra,
             }
         )
+
+    # -- job state-change events -------------------------------------------------------------------------
+    def _bus(self) -> EventBus:
+        if self.events is None:
+            raise RuntimeError("Job state-change events are off: BatchEmulator(events=True) turns them on.")
+        return self.events
+
+    @property
+    def events_queue_url(self) -> str:
+        """The SQS queue receiving the job state-change events (once started)."""
+        return self._bus().queue_url
+
+    @property
+    def events_endpoint_url(self) -> str:
+        """The SQS endpoint serving :attr:`events_queue_url`."""
+        return self._bus().endpoint_url
+
+    def sqs_client(self, **config: Any) -> Any:
+        """A boto3 SQS client for the events queue (dummy credentials, the emulator's region)."""
+        return self._bus().client(**config)
+
+    def inject_event_faults(
+        self,
+        *,
+        duplicate: float = 0.0,
+        reorder: float = 0.0,
+        delay_seconds: float = 0.0,
+        loss: float = 0.0,
+        reorder_window_seconds: float = 10.0,
+    ) -> None:
+        """From now on (replacing earlier settings): a share of events delivered twice, held back up to the
+        window (overtaken by later ones), or lost; every event ``delay_seconds`` late. Seeded per event."""
+        self._bus().set_faults(EventFaults(duplicate, reorder, delay_seconds, loss, reorder_window_seconds))
+
+    def clear_event_faults(self) -> None:
+        self._bus().set_faults(EventFaults())
+
+    def queue_unreachable(self, seconds: float, *, how: str = "error") -> Outage:
+        """For ``seconds`` of emulated time from now the events queue answers 503 (``how="error"``) or closes
+        connections (``"refuse"``); deliveries due meanwhile arrive when it is back."""
+        return self._bus().unreachable(seconds, how=how)
+
+    def events_published(self) -> dict[str, int]:
+        """Counts: events, sent (duplicates included), lost, duplicated, pending, refused (see the events module)."""
+        return self._bus().published()
+
+    def publish_events(self) -> None:
+        """Publish what is due now (done on advance() and after every request; with a scaled clock, by a thread)."""
+        self._bus().pump()
 
     # -- control -------------------------------------------------------------------------------------------
     def advance(self, seconds: float) -> None:
         """Move the emulated clock forward (also works with a scaled clock: a jump on top of wall time)."""
         self.model.clock.advance(seconds)
         self.model.run_schedule()
+        if self.events is not None:
+            self.events.pump()
 
     def now_ms(self) -> int:
         return self.model.clock.now_ms()

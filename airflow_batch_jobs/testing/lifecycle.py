@@ -102,9 +102,11 @@ class Lifecycle:
         self.jobs = jobs
         self.behaviours = behaviours
         self.shape_attempt = shape_attempt
+        self.generation = 0  # counts forget(): who keeps what it read from timelines knows when to read again
 
     def forget(self) -> None:
         """A cancel or a new script changes timelines (dependents' too): recompute them when next asked."""
+        self.generation += 1
         for job in self.jobs.values():
             job.timeline = None
 

@@ -1,7 +1,12 @@
 """pytest fixtures for testing DAGs against the local AWS Batch emulator (registered through ``pytest11``).
 
 - ``batch_emulator``: a started :class:`BatchEmulator` with a manual clock and a queue ``queue`` and job
-  definition ``jobdef``; stopped after the test.
+  definition ``jobdef``; stopped after the test. ``@pytest.mark.batch_emulator(events=True, seed=7, ...)`` passes
+  its keyword arguments to :class:`BatchEmulator`.
+- ``batch_emulator_events``: the same emulator with job state-change events on (``events=True``): its
+  ``events_queue_url`` receives them, ``sqs_client()`` reads them, ``inject_event_faults`` / ``queue_unreachable``
+  disturb them. ``batch_client`` and ``batch_aws_conn`` in the same test use it (request it first, or use the
+  marker); ``batch_aws_conn`` then also sends the connection's SQS calls to the events queue's endpoint.
 - ``batch_client``: a boto3 Batch client for it.
 - ``batch_aws_conn``: sets ``AIRFLOW_CONN_AWS_DEFAULT`` (and ``AIRFLOW_CONN_BATCH_EMULATOR``) to an ``aws``
   connection whose ``endpoint_url`` is the emulator, so hooks, sensors and operators reach it unchanged.
@@ -39,11 +44,36 @@ def _emulator_class() -> type[BatchEmulator]:
     )
 
 
+MARKER = "batch_emulator"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # registered, so that --strict-markers accepts it in users' projects too
+    config.addinivalue_line("markers", f"{MARKER}(**kwargs): arguments for the batch_emulator fixture's BatchEmulator")
+
+
 @pytest.fixture
-def batch_emulator() -> Iterator[BatchEmulator]:
-    with _emulator_class()() as emulator:
+def batch_emulator(request: pytest.FixtureRequest) -> Iterator[BatchEmulator]:
+    options: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers(MARKER))):  # the closest marker wins
+        options.update(marker.kwargs)
+    with _emulator_class()(**options) as emulator:
         emulator.setup()
         yield emulator
+
+
+@pytest.fixture
+def batch_emulator_events(request: pytest.FixtureRequest) -> BatchEmulator:
+    """``batch_emulator`` with job state-change events published to an SQS queue."""
+    request.applymarker(pytest.mark.batch_emulator(events=True))  # counts if batch_emulator is not made yet
+    emulator: BatchEmulator = request.getfixturevalue("batch_emulator")
+    if emulator.events is None:
+        pytest.fail(
+            "batch_emulator was made before batch_emulator_events could turn events on: request "
+            "batch_emulator_events first, or mark the test @pytest.mark.batch_emulator(events=True).",
+            pytrace=False,
+        )
+    return emulator
 
 
 @pytest.fixture

@@ -26,6 +26,10 @@ submit:                                     # at: seconds after the emulator sta
   - {at: 5, name: etl-load, queue: nightly, definition: etl, depends_on: [etl-extract]}
   - {at: 0, name: fanout, queue: nightly, definition: etl, array_size: 10}
   - {at: 2, name: etl-part, queue: nightly, definition: etl, count: 3}   # etl-part-0 .. etl-part-2
+events: true                                # job state-change events to an SQS queue (testing/events.py)
+event_faults:                               # shares of events duplicated / held back / lost, seeded; seconds late
+  {duplicate: 0.1, reorder: 0.1, reorder_window_seconds: 10, delay_seconds: 1, loss: 0.05,
+   unreachable: [{at: 30, seconds: 20, how: error}]}   # the queue answers 503 (how: refuse: closes connections)
 ```
 
 Other submit keys: ``parameters``, ``environment`` (a mapping, becomes containerOverrides.environment),
@@ -48,7 +52,8 @@ if TYPE_CHECKING:
     from airflow_batch_jobs.testing.behaviours import Behaviours
     from airflow_batch_jobs.testing.model import BatchModel
 
-SCENARIO_KEYS = ("profile", "behaviours", "queues", "job_definitions", "outcomes", "submit")
+SCENARIO_KEYS = ("profile", "behaviours", "queues", "job_definitions", "outcomes", "submit", "events", "event_faults")
+EVENT_FAULT_KEYS = ("duplicate", "reorder", "delay_seconds", "loss", "reorder_window_seconds", "unreachable")
 _CONTAINER = {"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]}
 BUILT_IN_SUFFIX = ".yaml"
 
@@ -155,6 +160,18 @@ class Scenario:
     @property
     def behaviours(self) -> dict[str, Any]:
         return dict(self.data.get("behaviours") or {})
+
+    @property
+    def events(self) -> bool:
+        return bool(self.data.get("events", False))
+
+    @property
+    def event_faults(self) -> dict[str, Any]:
+        faults = dict(self.data.get("event_faults") or {})
+        unknown = set(faults) - set(EVENT_FAULT_KEYS)
+        if unknown:
+            raise ValueError(f"event_faults has unknown keys {sorted(unknown)}; use {', '.join(EVENT_FAULT_KEYS)}")
+        return faults
 
     def apply(self, model: BatchModel) -> None:
         """Create the scenario's resources and outcome rules in ``model`` and schedule its submissions."""
