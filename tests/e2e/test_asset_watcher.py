@@ -1,0 +1,84 @@
+"""The AssetWatcher example in a real Airflow (api-server, scheduler, dag-processor, triggerer as separate processes):
+jobs finishing in the emulator publish their state-change events to its SQS queue, the triggerer's
+BatchJobsEventTrigger reads them, and each job that succeeded schedules example_asset_on_job_completion, whose task
+returns the job ids of the events it consumed. Airflow >= 3.0 (Airflow 2 has no AssetWatcher)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_batch_jobs.testing import BatchEmulator
+from tests.e2e.real_airflow import AIRFLOW_2, HEALTH, Airflow, airflow_env, free_port, migrate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(AIRFLOW_2, reason="AssetWatcher needs Airflow >= 3.0")]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+DAG_ID = "example_asset_on_job_completion"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[BatchEmulator]:
+    with BatchEmulator(events=True) as emu:  # manual clock: jobs move only when the test says so
+        emu.setup(queue="nightly")
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory, emulator: BatchEmulator) -> Iterator[Airflow]:
+    home = tmp_path_factory.mktemp("asset_watcher")
+    port = free_port()
+    env = {
+        **airflow_env(home, port, emulator.airflow_connection()),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
+        "BATCH_EVENTS_QUEUE_URL": emulator.events_queue_url,  # read by the example DAG file
+    }
+    migrate(env)
+    af = Airflow(home, env, port)
+    af.start()
+    try:
+        af.wait_for("the api-server", lambda: af.request("GET", HEALTH))
+        yield af
+    finally:
+        codes = af.stop()
+        assert all(code is not None for code in codes.values()), codes  # every component stopped
+
+
+def scheduled_job_ids(airflow: Airflow) -> list[str] | None:
+    """The job ids the DAG's runs returned, run after run; None while a run has not finished."""
+    runs = airflow.request("GET", f"/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"]
+    if any(run["state"] not in ("success", "failed") for run in runs):
+        return None
+    ids: list[str] = []
+    for run in sorted(runs, key=lambda r: r["run_after"]):
+        assert run["state"] == "success", airflow.logs()
+        ids += airflow.xcom(DAG_ID, run["dag_run_id"], "publish")
+    return ids
+
+
+def wait_for_job(airflow: Airflow, job_id: str) -> list[str]:
+    def probe() -> Any:
+        ids = scheduled_job_ids(airflow)
+        return ids if ids and job_id in ids else None
+
+    return list(airflow.wait_for(f"a run of {DAG_ID} for job {job_id}", probe, timeout=240))
+
+
+def test_a_job_that_succeeds_schedules_the_dag_once(airflow: Airflow, emulator: BatchEmulator) -> None:
+    airflow.wait_for(f"{DAG_ID} parsed", lambda: airflow.request("GET", f"/dags/{DAG_ID}"))
+    emulator.add_outcome({"attempts": [{"exit_code": 1, "reason": "bad input"}]}, name="etl-bad")
+    ok = emulator.submit("etl-ok", queue="nightly")
+    emulator.submit("etl-bad", queue="nightly")  # FAILED: on="success" does not fire
+    emulator.submit("report", queue="nightly")  # another name
+    emulator.advance(3600)  # every job runs to its end; its events go to the queue
+    assert wait_for_job(airflow, ok) == [ok]
+
+    second = emulator.submit("etl-second", queue="nightly")
+    emulator.advance(3600)
+    ids = wait_for_job(airflow, second)
+    assert sorted(ids) == sorted([ok, second])  # each once, nothing for the failed or foreign jobs
