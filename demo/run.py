@@ -69,6 +69,7 @@ SHOWN = (
     "  │ ",
     "  └ ",
     "    => ",  # a failed job's class and what to do
+    "Events say",  # a job state-change event woke the nightly wait's confirming listing
 )
 
 # fields of Airflow's log lines left out of what the demo prints (the whole lines are in .demo/logs)
@@ -79,7 +80,7 @@ def shown(line: str) -> str:
     return re.sub(r" {2,}", " ", NOISE.sub("", line.rstrip()))[:250]
 
 
-def airflow_env(endpoint_conn: str) -> dict[str, str]:
+def airflow_env(endpoint_conn: str, events_queue_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         AIRFLOW_HOME=str(HOME),
@@ -88,6 +89,8 @@ def airflow_env(endpoint_conn: str) -> dict[str, str]:
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
         AIRFLOW_CONN_AWS_DEFAULT=endpoint_conn,
+        # the nightly wait reads the emulator's job state-change events (example_nightly_etl.py's events_queue_url)
+        AIRFLOW_VAR_BATCH_EVENTS_QUEUE_URL=events_queue_url,
     )
     return env
 
@@ -218,9 +221,10 @@ def main() -> int:
     for folder in (HOME, LOGS):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    with BatchEmulator(scenario="demo") as emulator:
+    with BatchEmulator(scenario="demo", events=True) as emulator:
         print(f"AWS Batch emulator on {emulator.endpoint_url}, Airflow home {HOME}", flush=True)
-        env = airflow_env(emulator.airflow_connection())
+        print(f"Job state-change events to the SQS queue {emulator.events_queue_url}", flush=True)
+        env = airflow_env(emulator.airflow_connection(), emulator.events_queue_url)
         clock = DemoClock(emulator, SPEED)
         clock.start()
         print(f"Emulated clock: still until the first sensor polls, then x{SPEED:g} speed", flush=True)
@@ -247,6 +251,11 @@ def main() -> int:
     print(f"  {'ok ' if deferred else 'BAD'} example_nightly_etl.wait_for_nightly_etl deferred while its jobs ran")
     ok &= deferred
     nightly = "".join(logs.get("example_nightly_etl", []))
+    read = [int(n) for n in re.findall(r"\[events: (\d+) for this wait of", nightly)]
+    woken = "Events say the wait may be over" in nightly
+    label = "example_nightly_etl.wait_for_nightly_etl read its jobs' state-change events and was woken by them"
+    print(f"  {'ok ' if read and max(read) > 0 and woken else 'BAD'} {label} ({max(read, default=0)} events)")
+    ok &= bool(read) and max(read) > 0 and woken
     explained = "1 application" in nightly and "  │ botocore.exceptions.ClientError" in nightly
     label = "example_nightly_etl.wait_for_nightly_etl showed etl-publish's log lines and its failure class"
     print(f"  {'ok ' if explained else 'BAD'} {label}")

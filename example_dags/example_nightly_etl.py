@@ -3,7 +3,8 @@
 Shows: a name-prefix filter with a created-at window taken from the run itself (``dag_run.run_after``, set for
 every run on Airflow 3, also one triggered from the CLI or UI where there is no logical date; Airflow 2.11 has no
 ``run_after`` but always sets the logical date, which the template takes there); ``min_jobs`` set to the number of
-jobs the night runs (the sensor sees only the jobs submitted so far); the deferrable sensor; downstream tasks that
+jobs the night runs (the sensor sees only the jobs submitted so far); the deferrable sensor, woken by AWS Batch job
+state-change events when the ``batch_events_queue_url`` Variable names their SQS queue; downstream tasks that
 run even when the wait failed and describe the failed jobs from the sensor's XCom; and a last task with the default
 trigger rule, so that a failed wait leaves the run failed (a run takes its state from its last tasks, and the
 ``all_done`` tasks succeed either way).
@@ -35,6 +36,9 @@ with DAG(
         deferrable=True,
         poke_interval=5,
         timeout=600,
+        # job state-change events from the SQS queue an EventBridge rule feeds, when the Variable names one (make demo
+        # sets it): each event that can end the wait wakes a listing at once; polling every 10 x 5 s is the safety net
+        events_queue_url="{{ var.value.get('batch_events_queue_url', '') }}",
     )
 
     @task(trigger_rule="all_done")

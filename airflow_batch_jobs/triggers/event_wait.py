@@ -71,7 +71,8 @@ class EventWait:
         if self.poll is None:
             return
         if not self.view.based:  # events before this wait's first listing: it needs one to know its jobs
-            self._confirm(0.0, "")
+            if self.ticket is None:  # (once: the first listing shows what these events moved on)
+                self._confirm(0.0, "")
         elif self._predicts():
             self._confirm(0.0, "an event")  # a new event: confirm now, whatever the backoff
 
@@ -83,7 +84,8 @@ class EventWait:
         if poll.version > 0 and isinstance(poll.result, list):
             self.view.rebase(poll.result, self._unknown(poll.result), watch.listing.parent.size)
         if self.moved and not self.view.based:  # events came while the wait set up
-            self._confirm(0.0, "")
+            if self.ticket is None:
+                self._confirm(0.0, "")
         elif self.moved and self._predicts():
             self._confirm(0.0, "an event")
 
