@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -296,11 +297,13 @@ class EventView:
         return +self._totals
 
     def possible(self) -> bool:
-        """Whether the counts allow a verdict at all (cheap: checked on every event)."""
+        """Whether the counts allow a verdict at all (cheap: checked on every event). Before any listing, the jobs
+        that sent no event since (those that had finished before the wait deferred) are not in the view: ``min_jobs``
+        cannot be counted, and every job seen having finished is reason enough to list."""
         totals, policy = self._totals, self.policy
         if policy.fail_fast and totals["failure"] > policy.max_failed_jobs:
             return True
-        return totals[ACTIVE] <= 0 and totals["jobs"] >= policy.min_jobs
+        return totals[ACTIVE] <= 0 and totals["jobs"] >= (policy.min_jobs if self.based else 1)
 
     def predict(
         self,
@@ -313,8 +316,9 @@ class EventView:
         ``account_for_unknown``: the wait's own rule); WAITING without judging when the counts allow none."""
         if not self.possible():
             return Verdict.WAITING
+        policy = self.policy if self.based else replace(self.policy, min_jobs=0)  # see possible()
         decision = judge(
-            [self.view_of(job) for job in self.jobs()], self.policy, now_ms=now_ms, runnable_since=runnable_since
+            [self.view_of(job) for job in self.jobs()], policy, now_ms=now_ms, runnable_since=runnable_since
         )
         if self.unknown and account_for_unknown is not None:
             decision = account_for_unknown(decision, sorted(self.unknown), now_ms)

@@ -68,12 +68,7 @@ class EventWait:
         if not self.view.add(event):  # a duplicate, or older than what the wait knows of the job
             return
         self.moved += 1
-        if self.poll is None:
-            return
-        if not self.view.based:  # events before this wait's first listing: it needs one to know its jobs
-            if self.ticket is None:  # (once: the first listing shows what these events moved on)
-                self._confirm(0.0, "")
-        elif self._predicts():
+        if self.poll is not None and self._predicts():
             self._confirm(0.0, "an event")  # a new event: confirm now, whatever the backoff
 
     def attach(self, poll: SharedPoll, watch: JobWatch) -> None:
@@ -83,10 +78,7 @@ class EventWait:
         self.view.view_of = watch.listing.details.view
         if poll.version > 0 and isinstance(poll.result, list):
             self.view.rebase(poll.result, self._unknown(poll.result), watch.listing.parent.size)
-        if self.moved and not self.view.based:  # events came while the wait set up
-            if self.ticket is None:
-                self._confirm(0.0, "")
-        elif self.moved and self._predicts():
+        if self.moved and self._predicts():  # events came while the wait set up
             self._confirm(0.0, "an event")
 
     def listed(self, result: PollResult, number: int) -> None:
@@ -118,15 +110,13 @@ class EventWait:
         return verdict is not Verdict.WAITING
 
     def _confirm(self, within: float, why: str) -> None:
-        """Ask for a listing within ``within`` s; ``why`` for the log ("": the wait's first listing, no line)."""
+        """Ask for a listing within ``within`` s (``why``: for the log)."""
         assert self.poll is not None
         ticket = self.poll.request_listing(within)
         if ticket == self.ticket:  # merged into a request already made: the same listing answers both
             return
         self.ticket = ticket
         self.confirmations += 1
-        if not why:
-            return
         if within:
             self.log.info("Events say the wait may be over, but %s; listing again in %.0f s.", why, within)
         else:

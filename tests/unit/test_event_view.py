@@ -241,3 +241,15 @@ def test_events_queue_url_check() -> None:
             assert says in str(err), (bad, str(err))
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_before_any_listing_min_jobs_is_not_counted() -> None:
+    """Jobs that finished before the wait deferred send no event: before its first listing, the view cannot count
+    them, so every job it has seen having finished predicts a verdict (a listing then counts)."""
+    view = EventView(QUERY, Policy.build(min_jobs=4))
+    view.add(event(job("d", "RUNNING")))
+    assert view.predict(now_ms=1) is Verdict.WAITING
+    view.add(event(job("d", "SUCCEEDED", 1)))
+    assert view.predict(now_ms=1) is Verdict.SUCCESS  # 1 job seen, 3 finished before: the listing will tell
+    view.rebase([job("a", "SUCCEEDED", 1), job("d", "RUNNING")])
+    assert view.predict(now_ms=1) is Verdict.WAITING  # listed: 2 of at least 4
