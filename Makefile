@@ -37,7 +37,7 @@ test: lint typecheck
 demo: install
 	$(BIN)/python demo/run.py
 
-# Prints the tables in docs/benchmarks.md (about 12 minutes, 7 of them events against polling at N = 10,000).
+# Prints the tables in docs/benchmarks.md (about 5 minutes, and 7 to 11 more for events against polling).
 bench: install
 	$(BIN)/python -m benchmarks.api_calls
 	$(BIN)/python -m benchmarks.listing_shortcuts
