@@ -431,14 +431,19 @@ async def test_two_waits_on_one_queue_share_one_consumer(events_emu: BatchEmulat
             seen.append((len(consumers), sum(len(c.subscribers) for c in consumers.values())))
             await asyncio.sleep(0.005)
 
-    with emulated(emu):
+    with Waits().installed() as waits, emulated(emu):
         watcher = asyncio.ensure_future(watch_consumers())
         (a, a_at), (b, b_at) = await asyncio.gather(
             verdict_of(wait_on(emu, "a-*", min_jobs=3), emu), verdict_of(wait_on(emu, "b-*", min_jobs=3), emu)
         )
         watcher.cancel()
     assert a["status"] == b["status"] == "success"
-    assert (a_at - last_end_ms(emu, a_ids)) / 1000 <= 2.0 and (b_at - last_end_ms(emu, b_ids)) / 1000 <= 2.0
+    # Each wait's verdict came from a listing its own events asked for, long before its safety net. Not held to 2 s
+    # here: the two poll loops each move the one emulated clock, so one moves it on while the other lists (real time
+    # under load); the single-wait tests hold the 2 s.
+    assert all(wait.confirmations >= 1 and wait.matched > 0 for wait in waits.made) and len(waits.made) == 2
+    for at, ids in ((a_at, a_ids), (b_at, b_ids)):
+        assert (at - last_end_ms(emu, ids)) / 1000 < 5 * INTERVAL
     assert (1, 2) in seen and max(n for n, _ in seen) == 1  # one consumer, both waits subscribed to it
     assert EventConsumer._loops.get(asyncio.get_running_loop()) == {}  # stopped with its last subscriber
 
