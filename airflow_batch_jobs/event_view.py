@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from airflow_batch_jobs.policy import Decision, Policy
     from airflow_batch_jobs.query import JobQuery
 
-# With events, a wait's own polls (the safety net for lost events) come at this many poke_intervals.
+# With events, a wait's own polls (the safety net for lost events) come at this many poke_intervals; while the
+# listings agree with the events that keep coming, the factor doubles after each, up to SAFETY_NET_MAX_FACTOR.
 SAFETY_NET_FACTOR = 10
+SAFETY_NET_MAX_FACTOR = 30
 
 # After a confirming listing disagreed with the events (the service lists a job a moment late, a job was still
 # SUBMITTED), the next one comes after this pause, doubled each time up to poke_interval, unless a new event comes.
@@ -175,9 +177,11 @@ class EventView:
     # -- what the view is built from -----------------------------------------------------------------------------
     def rebase(
         self, jobs: Sequence[dict[str, Any]], unknown_ids: Iterable[str] = (), parent_size: int | None = None
-    ) -> None:
+    ) -> int:
         """A listing came (as the wait judged it): the view is its jobs, each moved on by a newer event, and the jobs
-        only events have shown."""
+        only events have shown. Returns how many jobs the listing showed further on than the view knew (0 for the
+        first listing): changes whose events were lost, are late, or went to another reader of the queue."""
+        untold = self._untold(jobs) if self.based else 0
         self.based = True
         self.listed = {str(job["jobId"]): job for job in jobs}
         self.unknown = {job_id for job_id in unknown_ids if job_id not in self.events}
@@ -189,6 +193,22 @@ class EventView:
         for job_id, event in self.events.items():
             if job_id not in self.listed and self._admits(event.job):
                 self._put(event.job)
+        return untold
+
+    def _untold(self, jobs: Sequence[dict[str, Any]]) -> int:
+        """Listed jobs past SUBMITTED (which sends no event) that neither an event nor the last listing showed at
+        their listed state or later. A ListJobs summary carries no attempts, so a lost event of a retried attempt can
+        go unnoticed: the count detects events going missing, not each one."""
+        untold = 0
+        for job in jobs:
+            if job.get("status") == "SUBMITTED":
+                continue
+            job_id = str(job["jobId"])
+            listed, known = _listed_as_event(job), self.events.get(job_id)
+            before = self.listed.get(job_id)
+            if known is None or is_newer(listed, known):
+                untold += before is None or is_newer(listed, _listed_as_event(before))
+        return untold
 
     def add(self, event: JobEvent) -> bool:
         """An event for this wait (the caller matched it to the query); True when the view changed (not a duplicate,

@@ -2,9 +2,10 @@
 
 The same night of N jobs, played three times in one run on emulators with the same plan and seed: the wait polling
 every ``poke_interval`` (30 emulated seconds); the same wait with ``events_queue_url`` (events wake a confirming
-listing, polling is the safety net at 10 intervals); and with events but every one of them lost. Measured: when the
-verdict came after the last job ended (emulated seconds), the listings and ListJobs calls (pages) over the whole wait
-from the sensor's first poke, the SQS requests the event consumer made, and the wall time of each run.
+listing, polling is the safety net at 10 intervals, stretching to 30 while the events prove right); and with events
+but every one of them lost. Measured: when the verdict came after the last job ended (emulated seconds), the listings
+and ListJobs calls (pages) over the whole wait from the sensor's first poke, the SQS requests the event consumer made,
+and the wall time of each run.
 
 The night: jobs submitted one after another over the first ``SUBMIT_SPAN_S`` (as a workflow submits them), each
 waiting on capacity (RUNNABLE) and running for durations of its class, one class in four killed once (exit 137) and
@@ -31,7 +32,7 @@ from unittest import mock
 
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_batch_jobs.event_view import SAFETY_NET_FACTOR
+from airflow_batch_jobs.event_view import SAFETY_NET_FACTOR, SAFETY_NET_MAX_FACTOR
 from airflow_batch_jobs.sensors.batch_jobs import BatchJobsSensor
 from airflow_batch_jobs.testing import BatchEmulator
 from airflow_batch_jobs.testing.clock import ManualClock
@@ -188,9 +189,9 @@ class Recorded:
             self.polls += 1
             await poll_once(poll, client)
 
-        def recorded(wait: EventWait, poll: Any, watch: Any) -> None:
+        def recorded(wait: EventWait, poll: Any, watch: Any, cadence: Any) -> None:
             self.waits.append(wait)
-            attach(wait, poll, watch)
+            attach(wait, poll, watch, cadence)
 
         with mock.patch.object(SharedPoll, "_poll_once", counted), mock.patch.object(EventWait, "attach", recorded):
             yield self
@@ -281,7 +282,8 @@ def main(sizes: tuple[int, ...]) -> None:
 
         ExecutorSafeguard.test_mode = True
     print(
-        f"poke_interval {INTERVAL:g} s, safety net {SAFETY_NET_S:g} s; jobs submitted over {SUBMIT_SPAN_S:g} s; "
+        f"poke_interval {INTERVAL:g} s, safety net {SAFETY_NET_S:g} s (up to {SAFETY_NET_MAX_FACTOR * INTERVAL:g} s "
+        f"while events prove right); jobs submitted over {SUBMIT_SPAN_S:g} s; "
         f"emulated clock steps <= {STEP_S:g} s\n"
     )
     print(

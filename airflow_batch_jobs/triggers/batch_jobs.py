@@ -10,7 +10,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
 from airflow_batch_jobs.policy import Policy, Verdict
 from airflow_batch_jobs.query import JobQuery
-from airflow_batch_jobs.triggers.shared_poll import SharedPoll, poll_key
+from airflow_batch_jobs.triggers.shared_poll import Cadence, SharedPoll, poll_key
 from airflow_batch_jobs.verdict_event import compact_event
 from airflow_batch_jobs.wait_state import Continuity, WaitMemory
 from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, rejected_request
@@ -39,7 +39,8 @@ class BatchJobsTrigger(BaseTrigger):
 
     ``events_queue_url``: the wait also reads AWS Batch job state-change events from this SQS queue (delivered by an
     EventBridge rule); an event that suggests the verdict is in wakes a listing at once, which gives the verdict as
-    polling does, and the wait's own polls become the safety net, every ``SAFETY_NET_FACTOR`` (10) ``poll_interval``
+    polling does, and the wait's own polls become the safety net, every ``SAFETY_NET_FACTOR`` (10) ``poll_interval``,
+    stretching up to ``SAFETY_NET_MAX_FACTOR`` (30) while the events prove right
     (:mod:`~airflow_batch_jobs.triggers.event_wait`).
 
     :param query: the jobs to wait on: :meth:`JobQuery.to_dict() <airflow_batch_jobs.query.JobQuery.to_dict>`.
@@ -160,14 +161,14 @@ class BatchJobsTrigger(BaseTrigger):
         continuity = Continuity.for_trigger(memory, self.wait_began_ms)
         async with AsyncExitStack() as stack:
             events: EventWait | None = None
-            interval = self.poll_interval
+            cadence = Cadence(self.poll_interval)
             if self.events_queue_url:  # imported only where events are read
                 from airflow_batch_jobs.event_view import SAFETY_NET_FACTOR
                 from airflow_batch_jobs.triggers.event_wait import EventWait
 
                 events = EventWait(query, policy, self.poll_interval, self.log)
                 if await self._read_events(stack, events):
-                    interval = self.poll_interval * SAFETY_NET_FACTOR
+                    cadence.seconds = self.poll_interval * SAFETY_NET_FACTOR
                 else:
                     events = None
             poll = await stack.enter_async_context(
@@ -176,7 +177,7 @@ class BatchJobsTrigger(BaseTrigger):
                     self.connection_key(),
                     self.hook,
                     lambda: JobListing.for_policy(query, policy),
-                    interval,
+                    cadence,
                 )
             )
             watch = JobWatch(query, policy, listing=poll.listing, began_ms=self.wait_began_ms)
@@ -186,7 +187,7 @@ class BatchJobsTrigger(BaseTrigger):
                 if memory.finished and poll.subscribers > 1:  # a poll of the loop joined may predate the restore
                     version += 1
             if events is not None:
-                events.attach(poll, watch)
+                events.attach(poll, watch, cadence)
             while True:
                 version, result = await poll.next_result(version)
                 number = poll.poll_number(version)  # read at once: the loop may publish again while this judges

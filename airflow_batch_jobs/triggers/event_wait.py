@@ -4,10 +4,16 @@ confirming listing; polling is the safety net.
 The trigger subscribes to the :class:`~airflow_batch_jobs.triggers.event_consumer.EventConsumer` of its queue (one
 per queue and connection per event loop, shared by every wait) and to its shared poll, which then polls at
 :data:`~airflow_batch_jobs.event_view.SAFETY_NET_FACTOR` times ``poll_interval``: a wait whose events are all lost
-still ends within one such interval. Each event that matches the wait moves its :class:`EventView` on; when the view
-predicts a verdict, :class:`EventWait` asks the shared poll for a listing now
-(:meth:`~airflow_batch_jobs.triggers.shared_poll.SharedPoll.request_listing`), and the trigger judges that listing
-as it judges every other one: the verdict, its records and its message are those polling gives.
+still ends within one such interval. While the events prove right (events for the wait came since the last listing,
+and it showed no change they had not told), the safety net stretches, doubling up to
+:data:`~airflow_batch_jobs.event_view.SAFETY_NET_MAX_FACTOR` intervals; one listing that shows an untold change, or
+none of the wait's events since the last one, brings it back. Events that stop coming mid-wait thus delay a verdict
+by at most the stretched interval; the verdict itself still comes from a listing.
+
+Each event that matches the wait moves its :class:`EventView` on; when the view predicts a verdict, :class:`EventWait`
+asks the shared poll for a listing now (:meth:`~airflow_batch_jobs.triggers.shared_poll.SharedPoll.request_listing`),
+and the trigger judges that listing as it judges every other one: the verdict, its records and its message are those
+polling gives.
 
 A confirming listing can disagree: the service lists a job a moment after its event, or a job is still SUBMITTED
 (it has sent no event). The wait then asks again after :data:`~airflow_batch_jobs.event_view.CONFIRM_BACKOFF_S`,
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_jobs.event_view import CONFIRM_BACKOFF_S, EventView
+from airflow_batch_jobs.event_view import CONFIRM_BACKOFF_S, SAFETY_NET_FACTOR, SAFETY_NET_MAX_FACTOR, EventView
 from airflow_batch_jobs.job_events import event_matches
 from airflow_batch_jobs.policy import Verdict
 from airflow_batch_jobs.watch import UNKNOWN_JOB_ID_TIMEOUT_S, Listed
@@ -31,7 +37,7 @@ if TYPE_CHECKING:
     from airflow_batch_jobs.job_events import JobEvent
     from airflow_batch_jobs.policy import Policy
     from airflow_batch_jobs.query import JobQuery
-    from airflow_batch_jobs.triggers.shared_poll import PollResult, SharedPoll
+    from airflow_batch_jobs.triggers.shared_poll import Cadence, PollResult, SharedPoll
     from airflow_batch_jobs.watch import JobWatch
 
 # A deadline's listing comes this long after the deadline itself (a job is stuck once it waited *more* than
@@ -50,6 +56,9 @@ class EventWait:
         self.log = log
         self.poll: SharedPoll | None = None
         self.watch: JobWatch | None = None
+        self.cadence: Cadence | None = None  # the safety net's, on the shared poll
+        self.factor = SAFETY_NET_FACTOR  # the safety net polls every factor * poll_interval
+        self._moved_by_then = 0  # self.moved at the last listing
         self.view = EventView(query, policy)
         self.ticket: int | None = None  # the poll that answers this wait's last request
         self.backoff = 0.0
@@ -71,10 +80,10 @@ class EventWait:
         if self.poll is not None and self._predicts():
             self._confirm(0.0, "an event")  # a new event: confirm now, whatever the backoff
 
-    def attach(self, poll: SharedPoll, watch: JobWatch) -> None:
-        """The wait's shared poll and watch: the view judges jobs as the watch's listing does. A poll this wait joined
-        may have listed already: its last listing is the view's base."""
-        self.poll, self.watch = poll, watch
+    def attach(self, poll: SharedPoll, watch: JobWatch, cadence: Cadence) -> None:
+        """The wait's shared poll, its cadence there (the safety net's) and its watch: the view judges jobs as the
+        watch's listing does. A poll this wait joined may have listed already: its last listing is the view's base."""
+        self.poll, self.watch, self.cadence = poll, watch, cadence
         self.view.view_of = watch.listing.details.view
         if poll.version > 0 and isinstance(poll.result, list):
             self.view.rebase(poll.result, self._unknown(poll.result), watch.listing.parent.size)
@@ -88,13 +97,29 @@ class EventWait:
         if self.ticket is not None and number >= self.ticket:
             self.ticket = None  # answered
         if isinstance(result, list):
-            self.view.rebase(result, self._unknown(result), self.watch.listing.parent.size)
+            untold = self.view.rebase(result, self._unknown(result), self.watch.listing.parent.size)
+            self._pace(proven=untold == 0 and self.moved > self._moved_by_then)
+            self._moved_by_then = self.moved
         if not self._predicts():
             self.backoff = 0.0
         elif self.ticket is None:
             self.backoff = min(max(2 * self.backoff, CONFIRM_BACKOFF_S), self.poll_interval)
             self._confirm(self.backoff, "the listing disagreed with the events")
         self._arm_deadlines()
+
+    def _pace(self, *, proven: bool) -> None:
+        """Stretch the safety net after a listing that proved the events right, back to its start otherwise."""
+        assert self.poll is not None and self.cadence is not None
+        factor = min(2 * self.factor, SAFETY_NET_MAX_FACTOR) if proven else SAFETY_NET_FACTOR
+        if factor == self.factor:
+            return
+        self.factor = factor
+        self.poll.retime(self.cadence, factor * self.poll_interval)
+        self.log.info(
+            "The listing %s; safety-net polls every %.0f s.",
+            "agreed with the events" if proven else "showed changes no event told, or no event came",
+            factor * self.poll_interval,
+        )
 
     def _unknown(self, result: list[dict[str, Any]]) -> tuple[str, ...]:
         assert self.watch is not None
@@ -139,5 +164,6 @@ class EventWait:
     def describe(self) -> str:
         """For the progress line: what the events did."""
         return (
-            f"events: {self.matched} for this wait of {self.delivered} read, {self.confirmations} listing(s) asked for"
+            f"events: {self.matched} for this wait of {self.delivered} read, {self.confirmations} listing(s) asked for,"
+            f" safety net every {self.factor * self.poll_interval:.0f} s"
         )

@@ -7,7 +7,9 @@ subscribers, and stops when the last subscriber leaves. A subscriber with a shor
 current sleep short: the next poll comes one of its intervals after it joined (or sooner, if the sleep was due
 sooner), not at the end of a longer sleep begun before it came. A subscriber can also ask for a listing sooner
 (:meth:`SharedPoll.request_listing`: a job state-change event suggests its verdict is in): the sleep is cut short the
-same way, and the first poll to begin after the request answers it. Nothing here is serialized: each trigger still
+same way, and the first poll to begin after the request answers it. A subscriber's interval is a :class:`Cadence` it
+may change while subscribed (:meth:`SharedPoll.retime`: a wait reading job events stretches its safety net while the
+events prove right, and shortens it again when they do not). Nothing here is serialized: each trigger still
 carries everything it needs, so a restarted triggerer simply forms the loops again.
 
 A failed poll is asked again at the normal interval, as the sensor pokes: never sooner (a poll that keeps failing
@@ -24,7 +26,6 @@ import json
 import random
 import time
 import weakref
-from collections import Counter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,15 @@ class ClientPool:
                     await asyncio.shield(context.__aexit__(None, None, None))
 
 
+class Cadence:
+    """How often one subscriber wants the poll to list, in seconds; :meth:`SharedPoll.retime` changes it."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
 class SharedPoll:
     """The poll loop for one key in one event loop, and the results it publishes."""
 
@@ -89,7 +99,7 @@ class SharedPoll:
         self.hook = hook
         self.listing = listing
         self.client: Any = None
-        self.intervals: Counter[float] = Counter()
+        self.cadences: list[Cadence] = []  # one a subscriber
         self.version = 0
         self.result: PollResult = []
         self.errors = 0  # failed polls in a row
@@ -111,15 +121,17 @@ class SharedPoll:
         connection: str,
         hook: Callable[[], BatchJobsHook],
         listing: Callable[[], JobListing],
-        interval: float,
+        interval: float | Cadence,
     ) -> AsyncIterator[SharedPoll]:
-        """Join (or start) the poll for ``key`` (on the client for ``connection``) for as long as the block runs."""
+        """Join (or start) the poll for ``key`` (on the client for ``connection``) for as long as the block runs,
+        listing every ``interval`` seconds (a :class:`Cadence` to change it later with :meth:`retime`)."""
         polls = cls._loops.setdefault(asyncio.get_running_loop(), {})
         poll = polls.get(key)
         if poll is None:
             poll = polls[key] = cls(key, connection, hook(), listing())
-        sooner = bool(poll.intervals) and interval < poll.interval
-        poll.intervals[interval] += 1
+        cadence = interval if isinstance(interval, Cadence) else Cadence(interval)
+        sooner = bool(poll.cadences) and cadence.seconds < poll.interval
+        poll.cadences.append(cadence)
         if poll._task is None:
             poll._task = asyncio.ensure_future(poll._run())
         elif sooner:
@@ -127,17 +139,23 @@ class SharedPoll:
         try:
             yield poll
         finally:
-            poll.intervals[interval] -= 1
-            if poll.intervals[interval] <= 0:
-                del poll.intervals[interval]
-            if not poll.intervals:  # the last subscriber left: stop the loop and let it close its client
+            poll.cadences.remove(cadence)
+            if not poll.cadences:  # the last subscriber left: stop the loop and let it close its client
                 polls.pop(key, None)
                 poll._task.cancel()
                 await asyncio.gather(poll._task, return_exceptions=True)
 
     @property
     def subscribers(self) -> int:
-        return sum(self.intervals.values())
+        return len(self.cadences)
+
+    def retime(self, cadence: Cadence, seconds: float) -> None:
+        """A subscriber now wants a listing every ``seconds``: a shorter interval than the loop's cuts its sleep short
+        (as a subscriber joining does); a longer one takes effect from the next sleep."""
+        sooner = seconds < self.interval
+        cadence.seconds = seconds
+        if sooner:
+            self.hurry()
 
     async def next_result(self, after: int) -> tuple[int, PollResult]:
         """The first result published after version ``after`` (a subscriber never judges a stale one twice)."""
@@ -238,7 +256,7 @@ class SharedPoll:
     @property
     def interval(self) -> float:
         """The shortest poll interval among the subscribers."""
-        return min(self.intervals, default=60.0)
+        return min((cadence.seconds for cadence in self.cadences), default=60.0)
 
     @property
     def next_delay(self) -> float:

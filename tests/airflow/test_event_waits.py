@@ -1,6 +1,6 @@
 """Event-driven waits (#17): ``BatchJobsSensor(deferrable=True, events_queue_url=...)``. Job state-change events wake
 a confirming listing; the verdict comes from that listing, judged as polling judges it; polling is the safety net at
-10x ``poke_interval``.
+10x ``poke_interval`` (stretching to 30x while the events prove right).
 
 On the emulator with events on (moto's SQS server on 127.0.0.1, the emulator publishing each status change as
 EventBridge delivers it): the shared poll's sleeps move the emulated clock in small steps, and after each step the
@@ -180,9 +180,9 @@ class Waits:
     def installed(self) -> Iterator[Waits]:
         attach = EventWait.attach
 
-        def recorded(wait: EventWait, poll: Any, watch: Any) -> None:
+        def recorded(wait: EventWait, poll: Any, watch: Any, cadence: Any) -> None:
             self.made.append(wait)
-            attach(wait, poll, watch)
+            attach(wait, poll, watch, cadence)
 
         with mock.patch.object(EventWait, "attach", recorded):
             yield self

@@ -25,15 +25,15 @@ from airflow_batch_jobs.triggers.event_consumer import EventConsumer
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll
 from tests.fake_task_state_store import FakeTaskStateStore
 
-from .histories import RETRY_137_THEN_EXIT, SAFETY_NET_FACTOR, SKIP_CODE, SUCCESS_CODE, EventPlan, History, JobPlan
+from .histories import RETRY_137_THEN_EXIT, SAFETY_NET_MAX_FACTOR, SKIP_CODE, SUCCESS_CODE, EventPlan, History, JobPlan
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 START_MS = 1_795_000_000_000
 HORIZON_S = 900  # every generated job has long finished by then (the last ends before 400 s)
-# With events, the wait's own polls come every SAFETY_NET_FACTOR intervals: it gets as many of them after the jobs'
-# end as polling gets polls (lost events, an unreachable queue, failed listings)
+# With events, the wait's own polls come every SAFETY_NET_FACTOR to SAFETY_NET_MAX_FACTOR intervals: it gets as many
+# of the longest after the jobs' end as polling gets polls (lost events, an unreachable queue, failed listings)
 EVENTS_EXTRA_SAFETY_NETS = 8
 # A consumer's long poll (ReceiveMessage WaitTimeSeconds) against the emulator's queue, real seconds: a poll left
 # waiting on the server by a triggerer that went away takes the messages that come meanwhile (SQS hides them for the
@@ -45,7 +45,7 @@ DRAIN_TIMEOUT_S = 10.0  # real seconds a step waits for the consumer to read wha
 def horizon_s(history: History) -> float:
     if history.events is None:
         return HORIZON_S
-    return HORIZON_S + EVENTS_EXTRA_SAFETY_NETS * SAFETY_NET_FACTOR * history.interval
+    return HORIZON_S + EVENTS_EXTRA_SAFETY_NETS * SAFETY_NET_MAX_FACTOR * history.interval
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from airflow_batch_jobs.event_view import SAFETY_NET_FACTOR  # with events, a wait polls every this many intervals
+from airflow_batch_jobs.event_view import SAFETY_NET_MAX_FACTOR  # with events, polls at most this many intervals apart
 
 EXIT_CODES = (0, 1, 3, 4, 137)
 SUCCESS_CODE = 4  # in success_exit_codes when the policy uses them
@@ -167,8 +167,8 @@ def histories(draw: st.DrawFn, events: bool = False) -> History:
         "grouped_listing": draw(st.booleans()),
     }
     interval = draw(st.sampled_from((5.0, 15.0, 30.0, 60.0)))
-    if events and retention < 3 * SAFETY_NET_FACTOR * interval:
-        # The safety net polls every 10 intervals, minutes here where the service keeps jobs for days: a history
+    if events and retention < 3 * SAFETY_NET_MAX_FACTOR * interval:
+        # The safety net polls every 10 to 30 intervals, minutes here where the service keeps jobs for days: a history
         # whose jobs age out between two safety-net polls would be no night the service has.
         retention = 7 * 24 * 3600.0
     return History(

@@ -253,3 +253,31 @@ def test_before_any_listing_min_jobs_is_not_counted() -> None:
     assert view.predict(now_ms=1) is Verdict.SUCCESS  # 1 job seen, 3 finished before: the listing will tell
     view.rebase([job("a", "SUCCEEDED", 1), job("d", "RUNNING")])
     assert view.predict(now_ms=1) is Verdict.WAITING  # listed: 2 of at least 4
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.data())
+def test_a_listing_counts_the_changes_neither_the_events_nor_the_last_listing_showed(
+    scenario: dict[str, Any], data: st.DataObject
+) -> None:
+    """What a wait's safety net stretches on: a job listed further on than the view knew is a change whose event
+    was lost, is late, or went to another reader; a job listed where the events (or the last listing) had it already,
+    or behind them (the listing lags), is not."""
+    histories = scenario["histories"]
+    view = EventView(QUERY, scenario["policy"])
+    assert view.rebase(scenario["listed"]) == 0  # the first listing: nothing to compare with
+    shown = {s["jobId"]: position(histories[int(s["jobId"][1:])], s) for s in scenario["listed"]}
+    for n, (i, k) in enumerate(scenario["delivered"]):
+        view.add(event(histories[i][k], n))
+        shown[f"j{i}"] = max(shown.get(f"j{i}", -1), k)
+    second = [h[data.draw(st.integers(0, len(h) - 1))] for h in histories if data.draw(st.booleans())]
+    expected = sum(position(histories[int(s["jobId"][1:])], s) > shown.get(s["jobId"], -1) for s in second)
+    assert view.rebase(second) == expected
+
+
+def test_a_job_listed_submitted_is_no_untold_change() -> None:
+    """No event is sent at submission: a job first seen SUBMITTED was not missed; first seen RUNNING, it was."""
+    view = EventView(QUERY, Policy.build())
+    view.rebase([job("j1", "RUNNING")])
+    assert view.rebase([job("j1", "RUNNING"), job("j2", "SUBMITTED")]) == 0
+    assert view.rebase([job("j1", "RUNNING"), job("j2", "SUBMITTED"), job("j3", "RUNNING")]) == 1
