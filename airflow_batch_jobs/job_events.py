@@ -22,7 +22,7 @@ from airflow_batch_jobs.jobs import redact
 from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Hashable, Mapping
 
     from airflow_batch_jobs.query import JobQuery
 
@@ -238,15 +238,16 @@ def is_newer(new: JobEvent, old: JobEvent) -> bool:
 
 
 class RecentIds:
-    """The last ``limit`` ids seen, for deduplication in bounded memory (the oldest is forgotten first)."""
+    """The last ``limit`` ids (or other keys) seen, for deduplication in bounded memory (the oldest is forgotten
+    first): what a long-running consumer or trigger can afford to remember."""
 
     def __init__(self, limit: int = DEDUP_MEMORY) -> None:
         if limit < 1:
             raise ValueError(f"limit={limit!r}: remember at least one id.")
         self.limit = limit
-        self._ids: dict[str, None] = {}  # insertion-ordered
+        self._ids: dict[Hashable, None] = {}  # insertion-ordered
 
-    def add(self, item: str) -> bool:
+    def add(self, item: Hashable) -> bool:
         """True if ``item`` is new (and now remembered); False if it was seen among the last ``limit``."""
         if item in self._ids:
             return False

@@ -47,7 +47,7 @@ except ImportError:  # Airflow 2.11: no event-driven scheduling; the class impor
     ASSET_WATCHERS = False
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Hashable
+    from collections.abc import AsyncIterator
 
     from airflow_batch_jobs.job_events import JobEvent
 
@@ -73,29 +73,6 @@ NEEDS_AIRFLOW_3 = (
 
 class InvalidTriggerError(ValueError):
     """An argument of :class:`BatchJobsEventTrigger` that cannot work; the message names it and the fix."""
-
-
-class BoundedSet:
-    """The latest ``limit`` keys added, oldest forgotten first: what a long-running trigger can afford to remember."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._keys: dict[Hashable, None] = {}  # insertion-ordered
-
-    def add(self, key: Hashable) -> bool:
-        """True when ``key`` was not remembered (and is now)."""
-        if key in self._keys:
-            return False
-        self._keys[key] = None
-        if len(self._keys) > self.limit:
-            del self._keys[next(iter(self._keys))]
-        return True
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
 
 
 def _cut(value: Any) -> Any:
@@ -270,12 +247,12 @@ class BatchJobsEventTrigger(BaseEventTrigger):
     sleep = staticmethod(asyncio.sleep)  # tests swap it
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_batch_jobs.job_events import event_matches
+        from airflow_batch_jobs.job_events import RecentIds, event_matches
         from airflow_batch_jobs.triggers.event_consumer import EventConsumer
 
         wanted = ON_STATUSES[self.on]
         pending: asyncio.Queue[JobEvent] = asyncio.Queue()
-        read_ids, fired = BoundedSet(DEDUP_MEMORY), BoundedSet(DEDUP_MEMORY)
+        read_ids, fired = RecentIds(DEDUP_MEMORY), RecentIds(DEDUP_MEMORY)
 
         def deliver(event: JobEvent) -> None:
             """Every event the consumer reads: keep the ones that fire this trigger, each once."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import uuid
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
@@ -60,3 +62,21 @@ def poke_until_done(sensor: Any, context: dict[str, Any], emu: BatchEmulator, st
             return result, pokes
         emu.advance(step)
     raise AssertionError("the sensor never decided")
+
+
+def eventbridge_body(detail: dict[str, Any], *, account: str, region: str, event_id: str | None = None) -> str:
+    """An SQS message body as an EventBridge rule delivers a Batch job state change (the envelope around
+    ``detail``, the DescribeJobs detail of the job at that moment)."""
+    return json.dumps(
+        {
+            "version": "0",
+            "id": event_id or str(uuid.uuid4()),
+            "detail-type": "Batch Job State Change",
+            "source": "aws.batch",
+            "account": account,
+            "time": "2026-11-22T07:00:00Z",
+            "region": region,
+            "resources": [detail["jobArn"]],
+            "detail": detail,
+        }
+    )

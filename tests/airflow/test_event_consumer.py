@@ -23,6 +23,8 @@ from moto.server import ThreadedMotoServer
 
 from airflow_batch_jobs.triggers.event_consumer import EventConsumer, region_of
 
+from .conftest import eventbridge_body
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -52,19 +54,7 @@ def envelope(job_id: str, status: str = "RUNNING", event_id: str | None = None) 
             "secrets": [{"name": "K", "valueFrom": f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/{MARK}"}],
         },
     }
-    return json.dumps(
-        {
-            "version": "0",
-            "id": event_id or str(uuid.uuid4()),
-            "detail-type": "Batch Job State Change",
-            "source": "aws.batch",
-            "account": ACCOUNT,
-            "time": "2026-11-22T07:00:00Z",
-            "region": "us-east-1",
-            "resources": [detail["jobArn"]],
-            "detail": detail,
-        }
-    )
+    return eventbridge_body(detail, account=ACCOUNT, region="us-east-1", event_id=event_id)
 
 
 def free_port() -> int:

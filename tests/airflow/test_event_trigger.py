@@ -28,9 +28,10 @@ from airflow_batch_jobs.triggers.job_events import (
     NEEDS_AIRFLOW_3,
     PAYLOAD_MAX_BYTES,
     BatchJobsEventTrigger,
-    BoundedSet,
     InvalidTriggerError,
 )
+
+from .conftest import eventbridge_body
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
@@ -103,19 +104,7 @@ def envelope(
         "propagateTags": False,
         "platformCapabilities": ["EC2"],
     }
-    return json.dumps(
-        {
-            "version": "0",
-            "id": event_id or str(uuid.uuid4()),
-            "detail-type": "Batch Job State Change",
-            "source": "aws.batch",
-            "account": ACCOUNT,
-            "time": "2026-11-22T07:00:00Z",
-            "region": REGION,
-            "resources": [detail["jobArn"]],
-            "detail": detail,
-        }
-    )
+    return eventbridge_body(detail, account=ACCOUNT, region=REGION, event_id=event_id)
 
 
 def logged(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> str:
@@ -223,11 +212,8 @@ def test_fires_once_for_each_matching_job_that_ends_as_asked_whatever_the_duplic
 
 @airflow_3
 def test_the_memory_is_bounded_and_forgets_the_oldest_first() -> None:
-    seen = BoundedSet(3)
-    assert [seen.add(k) for k in ("a", "b", "a", "c", "d")] == [True, True, False, True, True]
-    assert len(seen) == 3 and "a" not in seen and "d" in seen
-    assert seen.add("a")  # forgotten: a duplicate this late fires again (documented)
-    # the trigger remembers DEDUP_MEMORY jobs: a duplicate within them is dropped
+    # the trigger remembers DEDUP_MEMORY jobs (RecentIds: tests/unit/test_job_events.py): a duplicate within them is
+    # dropped, one this late fires again (documented)
     bodies = [envelope(f"j{i}", "SUCCEEDED", event_id=f"e{i}") for i in range(DEDUP_MEMORY + 1)]
     bodies += [envelope("j1", "SUCCEEDED", event_id="e1"), envelope("j0", "SUCCEEDED", event_id="e0")]
     bodies.append(envelope("sentinel", "SUCCEEDED"))

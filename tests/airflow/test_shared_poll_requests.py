@@ -8,78 +8,22 @@ test_shared_poll_timing), and its listing counts polls; one listing can be held 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-from unittest import mock
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_batch_jobs.triggers.shared_poll import SharedPoll
 
+from .shared_poll_fakes import Listing, Time, on_test_time, subscribe
 
-class Client:
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class Hook:
-    async def get_async_conn(self) -> Client:
-        return Client()
-
-
-class Listing:
-    """Counts polls; ``hold`` keeps the next listing in flight until released."""
-
-    def __init__(self) -> None:
-        self.polls = 0
-        self.hold: asyncio.Event | None = None
-
-    async def acollect(self, hook: Any, client: Any) -> list[dict[str, Any]]:
-        self.polls += 1
-        if self.hold is not None:
-            await self.hold.wait()
-        return [{"jobId": f"poll-{self.polls}"}]
-
-
-class Time:
-    """The loop's clock and sleeps: a sleep returns at once while ``free`` lasts, then sleeps until cancelled."""
-
-    def __init__(self, free: int) -> None:
-        self.now = 0.0
-        self.free = free
-        self.asked: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.asked.append(seconds)
-        if self.free > 0:
-            self.free -= 1
-            self.now += seconds
-            return
-        await asyncio.Event().wait()  # until the loop cancels it (or the test ends the loop)
-
-    async def settle(self) -> None:
-        """Let the loop run until it waits again (event-loop turns, no wall time)."""
-        for _ in range(50):
-            await asyncio.sleep(0)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture
-def time() -> Any:
-    clock = Time(free=1)  # the first poll's stagger passes; the loop then sleeps its interval after the first poll
-    with (
-        mock.patch.object(SharedPoll, "sleep", staticmethod(clock.sleep)),
-        mock.patch.object(SharedPoll, "clock", staticmethod(clock.clock)),
-    ):
+def time() -> Iterator[Time]:
+    with on_test_time(moves_clock=True) as clock:
         yield clock
-
-
-def subscribe(listing: Listing, interval: float = 600.0) -> Any:
-    return SharedPoll.subscribe("key", "connection", Hook, lambda: listing, interval)  # type: ignore[arg-type,return-value]
 
 
 async def test_a_request_cuts_the_sleep_short_and_the_next_poll_answers_it(time: Time) -> None:

@@ -7,72 +7,22 @@ polls."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-from unittest import mock
+from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_batch_jobs.triggers.shared_poll import SharedPoll
+from airflow_batch_jobs.triggers.shared_poll import Cadence, SharedPoll
 
+from .shared_poll_fakes import Listing, Time, on_test_time, subscribe
 
-class Client:
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class Hook:
-    async def get_async_conn(self) -> Client:
-        return Client()
-
-
-class Listing:
-    def __init__(self) -> None:
-        self.polls = 0
-
-    async def acollect(self, hook: Any, client: Any) -> list[dict[str, Any]]:
-        self.polls += 1
-        return [{"jobId": f"poll-{self.polls}"}]
-
-
-class Time:
-    """The loop's clock and sleeps: a sleep returns at once while ``free`` lasts, then sleeps until cancelled."""
-
-    def __init__(self, free: int) -> None:
-        self.now = 0.0
-        self.free = free
-        self.asked: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.asked.append(seconds)
-        if self.free > 0:
-            self.free -= 1
-            return
-        await asyncio.Event().wait()  # until the loop cancels it (or the test ends the loop)
-
-    async def settle(self) -> None:
-        """Let the loop run until it waits again (event-loop turns, no wall time)."""
-        for _ in range(50):
-            await asyncio.sleep(0)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @pytest.fixture
-def time() -> Any:
-    clock = Time(free=1)  # the first poll's stagger passes; the loop then sleeps its interval after the first poll
-    with (
-        mock.patch.object(SharedPoll, "sleep", staticmethod(clock.sleep)),
-        mock.patch.object(SharedPoll, "clock", staticmethod(clock.clock)),
-    ):
+def time() -> Iterator[Time]:
+    with on_test_time(moves_clock=False) as clock:
         yield clock
-
-
-def subscribe(listing: Listing, interval: float) -> Any:
-    return SharedPoll.subscribe("key", "connection", Hook, lambda: listing, interval)
 
 
 async def test_a_shorter_interval_cuts_the_current_sleep_short(time: Time) -> None:
@@ -120,3 +70,26 @@ async def test_leaving_ends_the_loop_whatever_it_sleeps(time: Time) -> None:
             await time.settle()
     assert SharedPoll._loops.get(asyncio.get_running_loop()) == {}
     assert asyncio.all_tasks() == {asyncio.current_task()}  # no sleep left behind
+
+
+async def test_a_retimed_cadence_cuts_the_sleep_short_when_shorter_and_waits_for_the_next_sleep_when_longer(
+    time: Time,
+) -> None:
+    """A wait reading events stretches its safety net (SharedPoll.retime) while the events prove right and shortens
+    it when they do not: shorter takes effect at once, as a subscriber joining does; longer from the next sleep."""
+    listing = Listing()
+    cadence = Cadence(300.0)
+    async with subscribe(listing, cadence) as poll:
+        await time.settle()
+        assert listing.polls == 1 and time.asked[-1] == 300.0
+        poll.retime(cadence, 600.0)
+        await time.settle()
+        assert time.asked[-1] == 300.0 and listing.polls == 1  # the sleep under way goes on
+        assert poll.interval == 600.0
+        time.now = 100.0
+        time.free = 1
+        poll.retime(cadence, 30.0)
+        await time.settle()
+        assert time.asked[-2:] == [30.0, 30.0]  # woken: the next poll 30 s later, then every 30 s
+        assert listing.polls == 2
+    assert SharedPoll._loops.get(asyncio.get_running_loop()) == {}  # the retimed cadence left with its subscriber

@@ -9,6 +9,7 @@ SequentialExecutor (tasks run one at a time; deferred waits still share the trig
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
 DAGS = Path(__file__).resolve().parent / "dags"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -113,6 +114,23 @@ def migrate(env: Mapping[str, str]) -> None:
         command = [AIRFLOW, "users", "create", "-u", user, "-p", password, "-r", "Admin", *names]
         made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert made.returncode == 0, f"airflow users create failed:\n{made.stdout[-3000:]}{made.stderr[-3000:]}"
+
+
+@contextlib.contextmanager
+def running(
+    home: Path, env: dict[str, str], port: int, components: Mapping[str, list[str]] = COMPONENTS
+) -> Iterator[Airflow]:
+    """A migrated metadata database and ``components`` running until the block ends (the API server answering
+    first); every component stopped after."""
+    migrate(env)
+    af = Airflow(home, env, port)
+    af.start(components)
+    try:
+        af.wait_for("the api-server", lambda: af.request("GET", HEALTH))
+        yield af
+    finally:
+        codes = af.stop()
+        assert all(code is not None for code in codes.values()), codes  # every component stopped
 
 
 class Airflow:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_batch_jobs.testing import BatchEmulator
-from tests.e2e.real_airflow import AIRFLOW_2, HEALTH, Airflow, airflow_env, free_port, migrate
+from tests.e2e.real_airflow import AIRFLOW_2, Airflow, airflow_env, free_port, running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,15 +38,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, emulator: BatchEmulator) -
         "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
         "BATCH_EVENTS_QUEUE_URL": emulator.events_queue_url,  # read by the example DAG file
     }
-    migrate(env)
-    af = Airflow(home, env, port)
-    af.start()
-    try:
-        af.wait_for("the api-server", lambda: af.request("GET", HEALTH))
+    with running(home, env, port) as af:
         yield af
-    finally:
-        codes = af.stop()
-        assert all(code is not None for code in codes.values()), codes  # every component stopped
 
 
 def scheduled_job_ids(airflow: Airflow) -> list[str] | None:

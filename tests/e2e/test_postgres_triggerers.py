@@ -20,7 +20,7 @@ import pytest
 from airflow_batch_jobs.testing import BatchEmulator
 from tests.e2e.emulator_endpoint import EmulatorEndpoint
 from tests.e2e.postgres import PostgresServer, server_bindir
-from tests.e2e.real_airflow import COMPONENTS, FINAL_STATES, TRIGGERER, Airflow, airflow_env, free_port, migrate
+from tests.e2e.real_airflow import COMPONENTS, FINAL_STATES, TRIGGERER, Airflow, airflow_env, free_port, running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -88,15 +88,8 @@ def airflow(
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
     }
-    migrate(env)
-    af = Airflow(home, env, port)
-    af.start({name: command for name, command in COMPONENTS.items() if name != "triggerer"})
-    try:
-        af.wait_for("the api-server", lambda: af.request("GET", "/monitor/health"))
+    with running(home, env, port, {name: command for name, command in COMPONENTS.items() if name != "triggerer"}) as af:
         yield af
-    finally:
-        codes = af.stop()
-        assert all(code is not None for code in codes.values()), codes  # every component stopped
 
 
 def list_jobs_per_interval(*endpoints: EmulatorEndpoint) -> list[dict[str, float]]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_batch_jobs.testing import BatchEmulator
-from tests.e2e.real_airflow import HEALTH, Airflow, airflow_env, free_port, migrate
+from tests.e2e.real_airflow import Airflow, airflow_env, free_port, running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,15 +29,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, emulator: BatchEmulator) -
     home = tmp_path_factory.mktemp("real_airflow")
     port = free_port()
     env = airflow_env(home, port, emulator.airflow_connection())
-    migrate(env)
-    af = Airflow(home, env, port)
-    af.start()
-    try:
-        af.wait_for("the api-server", lambda: af.request("GET", HEALTH))
+    with running(home, env, port) as af:
         yield af
-    finally:
-        codes = af.stop()
-        assert all(code is not None for code in codes.values()), codes  # every component stopped
 
 
 def test_deferrable_sensor_in_a_real_triggerer(airflow: Airflow, emulator: BatchEmulator) -> None:
