@@ -18,12 +18,14 @@ polling gives.
 A confirming listing can disagree: the service lists a job a moment after its event, or a job is still SUBMITTED
 (it has sent no event). The wait then asks again after :data:`~airflow_batch_jobs.event_view.CONFIRM_BACKOFF_S`,
 doubling up to ``poll_interval``, or at once when a new event moves the view: never in a tight loop. A listing is
-also asked for when a deadline falls due that no event announces: a job RUNNABLE for ``runnable_timeout``, an id of
+also asked for within one ``poll_interval`` of subscribing (events sent before reached no one, or another wait that
+deleted them), and when a deadline falls due that no event announces: a job RUNNABLE for ``runnable_timeout``, an id of
 ``job_ids`` still unknown after ``UNKNOWN_JOB_ID_TIMEOUT_S``.
 """
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_jobs.event_view import CONFIRM_BACKOFF_S, SAFETY_NET_FACTOR, SAFETY_NET_MAX_FACTOR, EventView
@@ -89,6 +91,10 @@ class EventWait:
             self.view.rebase(poll.result, self._unknown(poll.result), watch.listing.parent.size)
         if self.moved and self._predicts():  # events came while the wait set up
             self._confirm(0.0, "an event")
+        # The events sent between the sensor's last poke and this subscription reached no one, or another wait on the
+        # queue's consumer, which deleted them: a listing after subscribing closes that gap, within one poll_interval
+        # as polling would (at a random moment of it, so that a restarted triggerer's waits do not list at once).
+        poll.request_listing(self.poll_interval * random.random())
 
     def listed(self, result: PollResult, number: int) -> None:
         """After a listing judged WAITING (or a failed poll): the view starts again from it; if it still predicts a

@@ -448,6 +448,29 @@ async def test_two_waits_on_one_queue_share_one_consumer(events_emu: BatchEmulat
     assert EventConsumer._loops.get(asyncio.get_running_loop()) == {}  # stopped with its last subscriber
 
 
+async def test_a_wait_joining_a_running_consumer_lists_within_one_interval(events_emu: BatchEmulator) -> None:
+    """The events sent before a wait subscribed went to the waits already on the queue's consumer, which deleted
+    them: the jobs finished while the sensor deferred. A listing within one poke_interval of subscribing gives the
+    verdict (found in a real triggerer, where an AssetWatcher's trigger held the consumer: the wait sat until its
+    safety net)."""
+    emu = events_emu
+    script(emu, "other-0", (0, 3600))  # keeps the first wait (and the consumer) going
+    ids = [script(emu, f"etl-{i}", (0, 60 + 10 * i)) for i in range(3)]
+    began = emu.now_ms()
+    with Waits().installed() as waits, emulated(emu):
+        first = asyncio.ensure_future(verdict_of(wait_on(emu, "other-*", min_jobs=1), emu))
+        while emu.now_ms() < began + 200_000:  # the etl jobs end; their events are read, and deleted
+            await asyncio.sleep(0.005)
+        assert waits.made[0].delivered >= waits.made[0].matched + 3 * 4  # the etl jobs' events: read, not for it
+        joined = emu.now_ms()
+        event, at = await verdict_of(wait_on(emu, min_jobs=3), emu)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+    assert event["status"] == "success" and len(event["records"]) == 3, event["message"]
+    assert joined > last_end_ms(emu, ids)
+    assert (at - joined) / 1000 <= INTERVAL + STEP_S  # not the safety net's 300 s
+
+
 async def test_a_rebuilt_trigger_still_ends_right_and_in_time(events_emu: BatchEmulator) -> None:
     emu = events_emu
     ids = night(emu, 6)

@@ -1,17 +1,23 @@
-"""The AssetWatcher example in a real Airflow (api-server, scheduler, dag-processor, triggerer as separate processes):
-jobs finishing in the emulator publish their state-change events to its SQS queue, the triggerer's
-BatchJobsEventTrigger reads them, and each job that succeeded schedules example_asset_on_job_completion, whose task
-returns the job ids of the events it consumed. Airflow >= 3.0 (Airflow 2 has no AssetWatcher)."""
+"""Job state-change events in a real Airflow (api-server, scheduler, dag-processor, triggerer as separate processes):
+jobs finishing in the emulator publish their events to its SQS queue, and the triggerer reads them.
+
+- The AssetWatcher example: its BatchJobsEventTrigger fires for each job that succeeded and schedules
+  example_asset_on_job_completion, whose task returns the job ids of the events it consumed.
+- A deferred ``BatchJobsSensor(events_queue_url=...)`` (tests/e2e/dags/e2e_events.py), on the same queue in the
+  same triggerer: its verdict comes from the listing the jobs' events ask for, long before its safety net.
+
+Airflow >= 3.0 (Airflow 2 has no AssetWatcher)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_batch_jobs.testing import BatchEmulator
-from tests.e2e.real_airflow import AIRFLOW_2, Airflow, airflow_env, free_port, running
+from tests.e2e.real_airflow import AIRFLOW_2, DAGS, Airflow, airflow_env, free_port, running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -20,12 +26,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.skipif(AIRFLOW_2, reason="AssetWatche
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 DAG_ID = "example_asset_on_job_completion"
+EVENTS_DAG = DAGS / "e2e_events.py"
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[BatchEmulator]:
     with BatchEmulator(events=True) as emu:  # manual clock: jobs move only when the test says so
         emu.setup(queue="nightly")
+        emu.setup(queue="events")
         yield emu
 
 
@@ -33,10 +41,14 @@ def emulator() -> Iterator[BatchEmulator]:
 def airflow(tmp_path_factory: pytest.TempPathFactory, emulator: BatchEmulator) -> Iterator[Airflow]:
     home = tmp_path_factory.mktemp("asset_watcher")
     port = free_port()
+    dags = home / "dags"
+    dags.mkdir()
+    for dag_file in (EXAMPLES / f"{DAG_ID}.py", EVENTS_DAG):
+        shutil.copy(dag_file, dags)
     env = {
         **airflow_env(home, port, emulator.airflow_connection()),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
-        "BATCH_EVENTS_QUEUE_URL": emulator.events_queue_url,  # read by the example DAG file
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "BATCH_EVENTS_QUEUE_URL": emulator.events_queue_url,  # read by both DAG files
     }
     with running(home, env, port) as af:
         yield af
@@ -75,3 +87,25 @@ def test_a_job_that_succeeds_schedules_the_dag_once(airflow: Airflow, emulator: 
     emulator.advance(3600)
     ids = wait_for_job(airflow, second)
     assert sorted(ids) == sorted([ok, second])  # each once, nothing for the failed or foreign jobs
+
+
+def test_a_deferred_sensor_is_woken_by_the_jobs_events(airflow: Airflow, emulator: BatchEmulator) -> None:
+    run_id = airflow.trigger_run("e2e_events")
+    airflow.wait_for("e2e_events deferred", lambda: airflow.task_state("e2e_events", run_id) == "deferred")
+    emulator.add_outcome({"attempts": [{"exit_code": 137}, {"exit_code": 0}]}, name="ev-retried")
+    jobs = [
+        emulator.submit(name, queue="events", retryStrategy={"attempts": 2}) for name in ("ev-a", "ev-b", "ev-retried")
+    ]
+    emulator.advance(3600)  # every job runs to its end (ev-retried killed once, back to RUNNABLE, then succeeds)
+    final = airflow.wait_for(
+        "e2e_events finished",
+        lambda: (s := airflow.task_state("e2e_events", run_id)) in ("success", "failed", "skipped") and s,
+        timeout=300,
+    )
+    assert final == "success", airflow.logs() + (airflow.home / "triggerer.log").read_text(errors="replace")[-20000:]
+    records = airflow.xcom("e2e_events", run_id)
+    assert sorted(r["job_id"] for r in records) == sorted(jobs)
+    assert {r["job_name"]: len(r["attempts"]) for r in records}["ev-retried"] == 2
+    # within minutes of real time, where the wait's own polls are an hour apart: the events asked for the listing
+    text = airflow.task_log("e2e_events", run_id) + (airflow.home / "triggerer.log").read_text(errors="replace")
+    assert "listing to confirm" in text, text[-6000:]
