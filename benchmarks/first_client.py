@@ -75,9 +75,9 @@ def child(way: str) -> None:
 
     quiet()
     if way == WAYS[2]:
-        from airflow_batch_jobs.hooks.batch_jobs import warm_batch_models
+        from airflow_batch_jobs.hooks.models import warm_models
 
-        warm_batch_models()
+        warm_models("batch")
     work = amazon_hook_alone if way == WAYS[0] else client_pool
     print(json.dumps(asyncio.run(worst_lag(work))))
 

@@ -8,17 +8,14 @@ the connection configures retries), and a failed listing surfaces to the caller,
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import botocore.loaders
-import botocore.session
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
 
 from airflow_batch_jobs import log_redaction
+from airflow_batch_jobs.hooks.models import ModelsOffTheLoop
 from airflow_batch_jobs.query import ALL_STATUSES
 
 if TYPE_CHECKING:
@@ -41,41 +38,6 @@ class DescribeResult:
 
     jobs: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-
-
-# botocore data loaders with the Batch client's models loaded, one per data path (AWS_DATA_PATH), for the process.
-_MODEL_LOADERS: dict[str | None, botocore.loaders.Loader] = {}
-_MODEL_LOADERS_LOCK = threading.Lock()
-
-
-def batch_model_loader(data_path: str | None = None) -> botocore.loaders.Loader:
-    """A botocore data loader holding what a Batch client is made from (its service model, endpoint rules and
-    paginators; the endpoints, partitions, retry and defaults data), loaded once per process and data path.
-
-    Blocking: call it off the event loop. aiobotocore parses these files inside ``create_client``, on the event loop,
-    with the session's own loader: the first trigger's client held the triggerer's loop for 0.1 s to a second. A
-    session given this loader (:meth:`BatchJobsHook.get_session`) finds them loaded. The loads are exactly a client's:
-    a throwaway blocking client is made from it (no call is sent)."""
-    with _MODEL_LOADERS_LOCK:
-        loader = _MODEL_LOADERS.get(data_path)
-        if loader is None:
-            loader = botocore.loaders.create_loader(data_path)
-            session = botocore.session.Session()
-            session.register_component("data_loader", loader)
-            client = session.create_client(
-                "batch", region_name="us-east-1", aws_access_key_id="model-warm-up", aws_secret_access_key="unused"
-            )
-            client.get_paginator("list_jobs")
-            client.close()
-            _MODEL_LOADERS[data_path] = loader
-        return loader
-
-
-def warm_batch_models() -> None:
-    """:func:`batch_model_loader` for botocore's default data path (``AWS_DATA_PATH``, or ``data_path`` in the AWS
-    config). Blocking: :meth:`BatchJobsHook.get_async_conn` runs it in a thread."""
-    path = botocore.session.Session().get_config_variable("data_path")
-    batch_model_loader(str(path) if path else None)
 
 
 def unique_ids(job_ids: Iterable[str] | str) -> list[str]:
@@ -126,8 +88,9 @@ def select(query: JobQuery, listings: Iterable[Iterable[dict[str, Any]]]) -> lis
     return [job for job in merge_listings(listings) if query.matches(job)]
 
 
-class BatchJobsHook(AwsBaseHook):
-    """Interact with AWS Batch ListJobs / DescribeJobs through an Airflow ``aws`` connection.
+class BatchJobsHook(ModelsOffTheLoop, AwsBaseHook):
+    """Interact with AWS Batch ListJobs / DescribeJobs through an Airflow ``aws`` connection. Its async client's
+    models are parsed in a thread, once per process (:class:`~airflow_batch_jobs.hooks.models.ModelsOffTheLoop`).
 
     :param aws_conn_id: the Airflow connection (``endpoint_url`` in its extra reaches a local emulator).
     :param region_name: overrides the connection's region.
@@ -144,22 +107,6 @@ class BatchJobsHook(AwsBaseHook):
         kwargs["client_type"] = "batch"
         super().__init__(*args, **kwargs)
         log_redaction.install()
-
-    async def get_async_conn(self) -> Any:
-        """The amazon provider's aiobotocore client context, its models parsed first in a thread (once per process:
-        :func:`warm_batch_models`), so that entering it on the event loop does not parse them there."""
-        await asyncio.to_thread(warm_batch_models)
-        return await super().get_async_conn()
-
-    def get_session(self, region_name: str | None = None, deferrable: bool = False) -> Any:
-        """The amazon provider's session; an async one (the trigger's) reads models through
-        :func:`batch_model_loader`, so making its client does not parse them on the event loop. Blocking (the amazon
-        provider calls it in a thread from ``get_async_conn``)."""
-        session = super().get_session(region_name=region_name, deferrable=deferrable)
-        if deferrable:
-            data_path = session.get_config_variable("data_path")
-            session.register_component("data_loader", batch_model_loader(str(data_path) if data_path else None))
-        return session
 
     @property
     def config(self) -> Config:

@@ -115,7 +115,8 @@ class EventConsumer:
         deliver: Callable[[JobEvent], None],
     ) -> AsyncIterator[EventConsumer]:
         """Have ``deliver`` called with every event read from ``queue_url`` (on the client for ``connection_key``)
-        for as long as the block runs; ``hook_factory`` makes the ``SqsHook`` when the loop's consumer is started.
+        for as long as the block runs; ``hook_factory`` makes the ``SqsHook`` (an
+        :class:`~airflow_batch_jobs.hooks.events_queue.EventsQueueHook`) when the loop's consumer is started.
         ``deliver`` runs on the event loop: it should be quick and must not block."""
         consumers = cls._loops.setdefault(asyncio.get_running_loop(), {})
         key = (queue_url, connection_key)

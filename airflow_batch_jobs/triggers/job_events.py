@@ -238,9 +238,9 @@ class BatchJobsEventTrigger(BaseEventTrigger):
 
     def sqs_hook(self) -> Any:
         """The hook the consumer reads the queue with."""
-        from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+        from airflow_batch_jobs.hooks.events_queue import EventsQueueHook
 
-        return SqsHook(
+        return EventsQueueHook(
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
         )
 

@@ -1,6 +1,7 @@
 """The first trigger's client does not parse botocore's models on the triggerer's event loop: aiobotocore does that
 inside ``create_client`` with the session's loader, which held the loop for 0.1 s to a second at the first trigger
-start. The Batch client's models are loaded in a thread, once per process (hooks.batch_jobs.batch_model_loader)."""
+start, and an SQS client (the job-event consumer's) 0.4 to 0.5 s. The models are loaded in a thread, once per process
+(hooks.models.model_loader)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from unittest import mock
 import botocore.loaders
 import pytest
 
-from airflow_batch_jobs.hooks import batch_jobs as hooks
+from airflow_batch_jobs.hooks import models
 from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
+from airflow_batch_jobs.hooks.events_queue import EventsQueueHook
 from airflow_batch_jobs.triggers.shared_poll import ClientPool
 
 if TYPE_CHECKING:
@@ -33,7 +35,8 @@ def model_files_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int
         reads.append((threading.get_ident(), file_path))
         return load_file(self, file_path)
 
-    monkeypatch.setattr(hooks, "_MODEL_LOADERS", {}, raising=False)
+    monkeypatch.setattr(models, "_MODEL_LOADERS", {})
+    monkeypatch.setattr(models, "_WARMED", set())
     with (
         mock.patch.object(botocore.loaders.JSONFileLoader, "load_file", recording),
         mock.patch("airflow.providers.amazon.aws.hooks.base_aws._loader", botocore.loaders.Loader()),
@@ -63,3 +66,24 @@ def test_the_models_are_loaded_once_per_process(emu: BatchEmulator, model_files_
     loaded = len(model_files_read)
     asyncio.run(first_listing("second"))  # another event loop, another client: nothing parsed again
     assert loaded and len(model_files_read) == loaded
+
+
+async def consumer_client() -> int:
+    """The event consumer's SQS client, made as it makes it (the client context in a thread, entered on the loop);
+    returns the loop's thread. No call is sent."""
+    hook = EventsQueueHook(aws_conn_id=None, region_name="us-east-1")
+    context = await asyncio.to_thread(hook.get_client_type, region_name="us-east-1", deferrable=True)
+    async with context as client:
+        assert client.meta.service_model.service_name == "sqs"
+    return threading.get_ident()
+
+
+def test_the_event_consumers_client_parses_no_model_on_the_event_loop(
+    model_files_read: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "model-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "model-test")
+    loop_thread = asyncio.run(consumer_client())
+    on_loop = [path for thread, path in model_files_read if thread == loop_thread]
+    assert on_loop == []
+    assert any("sqs" in path and "service-2" in path for _, path in model_files_read), model_files_read
