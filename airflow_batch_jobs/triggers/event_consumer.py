@@ -23,6 +23,7 @@ the queue is, whatever the connection's region, which is the Batch jobs'); for a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import weakref
@@ -126,7 +127,9 @@ class EventConsumer:
         token = object()
         consumer.subscribers[token] = deliver
         if consumer._task is None or consumer._task.done():
-            consumer._task = asyncio.ensure_future(consumer._run())
+            # in a context of its own: Airflow routes a trigger's log by its task's context, and the consumer serves
+            # every wait on the queue, not the one that happened to start it
+            consumer._task = contextvars.Context().run(asyncio.ensure_future, consumer._run())
             consumer._task.add_done_callback(consumer._ended)
         try:
             yield consumer

@@ -80,7 +80,7 @@ class EventWait:
             return
         self.moved += 1
         if self.poll is not None and self._predicts():
-            self._confirm(0.0, "an event")  # a new event: confirm now, whatever the backoff
+            self._confirm(0.0, None)  # a new event: confirm now, whatever the backoff
 
     def attach(self, poll: SharedPoll, watch: JobWatch, cadence: Cadence) -> None:
         """The wait's shared poll, its cadence there (the safety net's) and its watch: the view judges jobs as the
@@ -140,14 +140,18 @@ class EventWait:
         )
         return verdict is not Verdict.WAITING
 
-    def _confirm(self, within: float, why: str) -> None:
-        """Ask for a listing within ``within`` s (``why``: for the log)."""
+    def _confirm(self, within: float, why: str | None) -> None:
+        """Ask for a listing within ``within`` s; ``why`` is logged. None: asked from :meth:`deliver`, which runs in
+        the consumer's task, whose log is not this wait's (Airflow routes a trigger's log by its task's context):
+        the wait's progress line counts the listings asked for instead."""
         assert self.poll is not None
         ticket = self.poll.request_listing(within)
         if ticket == self.ticket:  # merged into a request already made: the same listing answers both
             return
         self.ticket = ticket
         self.confirmations += 1
+        if why is None:
+            return
         if within:
             self.log.info("Events say the wait may be over, but %s; listing again in %.0f s.", why, within)
         else:

@@ -9,6 +9,7 @@ consumer's counters are bounded only to fail a hung test, and the backoff's paus
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import socket
@@ -264,6 +265,26 @@ async def test_two_subscribers_share_one_consumer(sqs: Sqs) -> None:
     assert hook.made == 1  # one client, one ReceiveMessage loop:
     assert len(hook.receive_calls) <= a.receives + 1  # every call answered but the one in flight when it stopped
     assert sorted(e.job_id for e in first) == sorted(e.job_id for e in second) == ["job-0", "job-1", "job-2"]
+
+
+WHOSE_LOG: contextvars.ContextVar[str] = contextvars.ContextVar("whose_log", default="the triggerer's")
+
+
+async def test_the_consumer_runs_in_no_subscriber_s_context(sqs: Sqs) -> None:
+    """Airflow routes a trigger's log by its task's context: the consumer, started by whichever wait subscribed
+    first, serves every wait on the queue, so what it (and a wait called from it) logs must not land in the first
+    wait's task log."""
+    url = sqs.new_queue()
+    seen: list[str] = []
+
+    async def first_wait() -> None:
+        WHOSE_LOG.set("the first wait's")
+        async with EventConsumer.subscribe(url, "conn", Factory(), lambda e: seen.append(WHOSE_LOG.get())) as consumer:
+            sqs.send(url, envelope("job-1"))
+            await until(lambda: consumer.deleted == 1)
+
+    await asyncio.ensure_future(first_wait())  # a task of its own, as each trigger is
+    assert seen == ["the triggerer's"]
 
 
 async def test_a_subscriber_that_raises_loses_nobody_else_events(sqs: Sqs, caplog: pytest.LogCaptureFixture) -> None:
