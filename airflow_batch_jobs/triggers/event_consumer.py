@@ -23,7 +23,6 @@ the queue is, whatever the connection's region, which is the Batch jobs'); for a
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import re
 import weakref
@@ -39,6 +38,7 @@ from airflow_batch_jobs.job_events import (
     RecentIds,
     parse_event,
 )
+from airflow_batch_jobs.triggers.shared_poll import shared_task
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -127,9 +127,7 @@ class EventConsumer:
         token = object()
         consumer.subscribers[token] = deliver
         if consumer._task is None or consumer._task.done():
-            # in a context of its own: Airflow routes a trigger's log by its task's context, and the consumer serves
-            # every wait on the queue, not the one that happened to start it
-            consumer._task = contextvars.Context().run(asyncio.ensure_future, consumer._run())
+            consumer._task = shared_task(consumer._run())
             consumer._task.add_done_callback(consumer._ended)
         try:
             yield consumer

@@ -22,6 +22,7 @@ jitter), where it costs seconds, not poll intervals.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import random
 import time
@@ -30,12 +31,19 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Coroutine
 
     from airflow_batch_jobs.hooks.batch_jobs import BatchJobsHook
     from airflow_batch_jobs.watch import JobListing
 
 PollResult = list[dict[str, Any]] | Exception
+
+
+def shared_task(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A task serving every subscriber (a poll loop, an event consumer), in a context of its own: Airflow routes a
+    trigger's log by its task's context, and what the loop logs is not the log of the trigger that happened to start
+    it."""
+    return contextvars.Context().run(asyncio.ensure_future, coroutine)
 
 
 def poll_key(*parts: Any) -> str:
@@ -133,7 +141,7 @@ class SharedPoll:
         sooner = bool(poll.cadences) and cadence.seconds < poll.interval
         poll.cadences.append(cadence)
         if poll._task is None:
-            poll._task = asyncio.ensure_future(poll._run())
+            poll._task = shared_task(poll._run())
         elif sooner:
             poll.hurry()
         try:
