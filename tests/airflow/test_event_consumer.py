@@ -330,6 +330,7 @@ async def test_a_missing_queue_is_retried_with_capped_backoff_until_it_exists(
     assert any("again" in r.getMessage() and r.levelno == logging.INFO for r in caplog.records)
 
 
+@pytest.mark.slow  # waits for a server to come up
 async def test_an_unreachable_endpoint_is_retried_until_it_answers(
     pauses: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:

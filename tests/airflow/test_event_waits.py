@@ -278,6 +278,7 @@ def night(emu: BatchEmulator, n: int = 20) -> list[str]:
     return ids
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_the_verdict_comes_within_2_s_of_the_last_job_and_costs_far_fewer_listings(
     events_emu: BatchEmulator, polling_emu: BatchEmulator
 ) -> None:
@@ -318,6 +319,7 @@ def script(emu: BatchEmulator, name: str, *attempts: tuple[int, float], queue: s
     ],
     ids=["duplicated-reordered", "late"],
 )
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_duplicated_reordered_or_late_events_give_no_false_verdict(
     events_emu: BatchEmulator, faults: dict[str, float]
 ) -> None:
@@ -336,6 +338,7 @@ async def test_duplicated_reordered_or_late_events_give_no_false_verdict(
     assert published["duplicated"] or faults.get("delay_seconds")  # the faults did happen
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_a_failure_comes_from_the_listing_as_soon_as_its_event_does(events_emu: BatchEmulator) -> None:
     emu = events_emu
     emu.inject_event_faults(duplicate=0.5, reorder=0.5, reorder_window_seconds=30)
@@ -347,6 +350,7 @@ async def test_a_failure_comes_from_the_listing_as_soon_as_its_event_does(events
     assert (at - last_end_ms(emu, [bad])) / 1000 <= 2.0  # fail_fast: not waiting for etl-long
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_with_every_event_lost_the_safety_net_gives_the_verdict_within_one_of_its_intervals(
     events_emu: BatchEmulator,
 ) -> None:
@@ -364,6 +368,7 @@ async def test_with_every_event_lost_the_safety_net_gives_the_verdict_within_one
     assert emu.calls["ListJobs"] <= (at - began) // 300_000 + 1
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_an_unreachable_queue_delays_the_events_never_the_verdict_past_the_safety_net(
     events_emu: BatchEmulator,
 ) -> None:
@@ -376,6 +381,7 @@ async def test_an_unreachable_queue_delays_the_events_never_the_verdict_past_the
     assert (at - last_end_ms(emu, ids)) / 1000 <= 10 * INTERVAL + STEP_S
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_events_of_other_queues_and_names_ask_for_no_listing(events_emu: BatchEmulator) -> None:
     emu = events_emu
     own = script(emu, "etl-own", (0, 200))
@@ -392,6 +398,7 @@ async def test_events_of_other_queues_and_names_ask_for_no_listing(events_emu: B
     assert wait.confirmations == 1  # the one its last event asked for; the other jobs' events asked for none
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_a_job_only_submitted_keeps_the_wait_from_succeeding(events_emu: BatchEmulator) -> None:
     """etl-b is submitted after the wait's first listing and stays SUBMITTED (no event is sent at submission) past
     etl-a's end: the events alone would say the wait is over; the confirming listing shows etl-b, and the wait
@@ -419,6 +426,7 @@ async def test_a_job_only_submitted_keeps_the_wait_from_succeeding(events_emu: B
     assert emu.calls["ListJobs"] <= 7
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_two_waits_on_one_queue_share_one_consumer(events_emu: BatchEmulator) -> None:
     emu = events_emu
     a_ids = [script(emu, f"a-{i}", (0, 60 + 10 * i)) for i in range(3)]
@@ -448,6 +456,7 @@ async def test_two_waits_on_one_queue_share_one_consumer(events_emu: BatchEmulat
     assert EventConsumer._loops.get(asyncio.get_running_loop()) == {}  # stopped with its last subscriber
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_a_wait_joining_a_running_consumer_lists_within_one_interval(events_emu: BatchEmulator) -> None:
     """The events sent before a wait subscribed went to the waits already on the queue's consumer, which deleted
     them: the jobs finished while the sensor deferred. A listing within one poke_interval of subscribing gives the
@@ -471,6 +480,7 @@ async def test_a_wait_joining_a_running_consumer_lists_within_one_interval(event
     assert (at - joined) / 1000 <= INTERVAL + STEP_S  # not the safety net's 300 s
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_a_rebuilt_trigger_still_ends_right_and_in_time(events_emu: BatchEmulator) -> None:
     emu = events_emu
     ids = night(emu, 6)
@@ -490,6 +500,7 @@ async def test_a_rebuilt_trigger_still_ends_right_and_in_time(events_emu: BatchE
     assert (at - last_end_ms(emu, ids)) / 1000 <= 2.0
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_secrets_in_the_events_never_reach_the_logs_or_the_trigger_event(
     events_emu: BatchEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -511,6 +522,7 @@ async def test_secrets_in_the_events_never_reach_the_logs_or_the_trigger_event(
     assert secret not in json.dumps(payload) and secret not in json.dumps(event, default=str)
 
 
+@pytest.mark.slow  # an emulated wait reading moto\'s SQS: seconds each
 async def test_the_sensor_defers_with_events_and_ends_on_the_listing_s_verdict(
     events_emu: BatchEmulator, context: dict[str, Any]
 ) -> None:

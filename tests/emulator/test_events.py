@@ -211,6 +211,7 @@ def test_events_arrive_in_emulated_time_order_under_a_manual_clock(emu: BatchEmu
     ),
     steps=st.lists(st.floats(0.1, 30), min_size=1, max_size=12),
 )
+@pytest.mark.slow  # seconds of moto's SQS server
 def test_each_jobs_events_are_the_status_changes_describe_jobs_shows(
     jobs: list[tuple[int, list[int], int, int]], steps: list[float]
 ) -> None:
@@ -264,6 +265,7 @@ def _run(emu: BatchEmulator, jobs: int = 4, seconds: float = 200) -> list[dict[s
     return events
 
 
+@pytest.mark.slow  # seconds of moto's SQS server
 def test_duplicates_keep_their_id(emu: BatchEmulator) -> None:
     emu.inject_event_faults(duplicate=1.0, reorder_window_seconds=3)
     events = _run(emu)
@@ -276,6 +278,7 @@ def test_duplicates_keep_their_id(emu: BatchEmulator) -> None:
     assert emu.events_published()["duplicated"] == 4 * len(LIFECYCLE)
 
 
+@pytest.mark.slow  # seconds of moto's SQS server
 def test_reordering_delivers_every_event_once_but_out_of_order(emu: BatchEmulator) -> None:
     emu.inject_event_faults(reorder=0.5, reorder_window_seconds=10)
     events = _run(emu)
@@ -301,6 +304,7 @@ def test_delay_holds_every_event_back_by_emulated_seconds(emu: BatchEmulator) ->
     assert statuses(drain(emu), job) == LIFECYCLE[1:]
 
 
+@pytest.mark.slow  # seconds of moto's SQS server
 def test_loss_drops_a_share_of_events_and_counts_them(emu: BatchEmulator) -> None:
     emu.inject_event_faults(loss=0.5)
     events = _run(emu, jobs=8)
@@ -314,6 +318,7 @@ def test_loss_drops_a_share_of_events_and_counts_them(emu: BatchEmulator) -> Non
     assert drain(emu) == []
 
 
+@pytest.mark.slow  # seconds of moto's SQS server
 def test_faults_are_deterministic_under_the_seed() -> None:
     def run(seed: int) -> list[tuple[str, str, str]]:
         with BatchEmulator(events=True, seed=seed) as emu:
@@ -431,6 +436,7 @@ def test_the_amazon_sqs_hook_reads_the_queue_through_the_emulators_connection(
     assert [(b["detail"]["jobId"], b["detail"]["status"]) for b in bodies] == [(job, "PENDING"), (job, "RUNNABLE")]
 
 
+@pytest.mark.slow  # seconds of moto's SQS server
 def test_serve_events_prints_the_queue_url_to_export() -> None:
     serve = [sys.executable, "-m", "airflow_batch_jobs.testing", "serve", "--events", "--scenario", "demo"]
     proc = subprocess.Popen([*serve, "--speed", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
