@@ -18,7 +18,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_jobs.jobs import redact
+from airflow_batch_jobs.failures import failure_class
+from airflow_batch_jobs.jobs import JobView, redact
 from airflow_batch_jobs.query import ALL_STATUSES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -86,7 +87,15 @@ class JobEvent:
 
 def parse_event(body: str | bytes) -> JobEvent:
     """The event an SQS message body carries. Raises :class:`ForeignEventError` (valid JSON, not a Batch job state
-    change) or :class:`MalformedEventError` (anything else wrong), both ValueErrors."""
+    change) or :class:`MalformedEventError` (anything else wrong), both ValueErrors: a body nested deeper than Python
+    recurses is malformed too, never a message the consumer cannot delete."""
+    try:
+        return _parse_event(body)
+    except RecursionError:
+        raise MalformedEventError("nested too deeply") from None
+
+
+def _parse_event(body: str | bytes) -> JobEvent:
     try:
         envelope = json.loads(body)
     except (TypeError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -109,6 +118,8 @@ def parse_event(body: str | bytes) -> JobEvent:
     if not isinstance(status, str) or status not in _STATUSES:
         raise MalformedEventError("no known job status in the detail")
     _check_shape(detail)
+    job = redact(detail)
+    _check_readable(job)
     attempts = detail.get("attempts") or detail.get("eksAttempts") or []
     return JobEvent(
         event_id=event_id,
@@ -116,8 +127,22 @@ def parse_event(body: str | bytes) -> JobEvent:
         status=str(status),
         attempts=len(attempts),
         time_ms=_epoch_ms(envelope.get("time")),
-        job=redact(detail),
+        job=job,
     )
+
+
+def _check_readable(job: Mapping[str, Any]) -> None:
+    """Everything a wait and its records read of a job reads here too: a detail DescribeJobs would not return (an
+    attempt that is no object, a container list that is no list, ...) fails once, here, not in every wait it
+    matches."""
+    view = JobView(job)
+    try:
+        view.to_record()
+        failure_class(view)
+        for read in (view.final_exit_code, view.final_reason, view.is_cancelled, view.is_terminated):
+            del read
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+        raise MalformedEventError(f"a detail DescribeJobs would not return ({type(err).__name__})") from None
 
 
 def _shown(value: Any) -> str:

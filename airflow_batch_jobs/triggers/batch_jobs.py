@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -16,7 +17,7 @@ from airflow_batch_jobs.wait_state import Continuity, WaitMemory
 from airflow_batch_jobs.watch import JobListing, JobWatch, is_transient, rejected_request
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from airflow_batch_jobs.triggers.event_wait import EventWait
 
@@ -155,6 +156,20 @@ class BatchJobsTrigger(BaseTrigger):
             return False
         return True
 
+    def _events_step(self, step: Callable[[], None], poll: SharedPoll, cadence: Cadence) -> bool:
+        """Run a step of the event-driven part; False if it failed (a bug of ours, or a job detail it cannot read):
+        logged, and the wait goes on polling every ``poll_interval``, its verdicts unchanged (they come from the
+        listings either way)."""
+        try:
+            step()
+        except Exception:
+            self.log.exception(
+                "Reading job events failed in airflow-batch-jobs; polling every %.0f s instead.", self.poll_interval
+            )
+            poll.retime(cadence, self.poll_interval)
+            return False
+        return True
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         query, policy = JobQuery.from_dict(self.query), Policy.from_dict(self.policy)
         memory = WaitMemory.from_json(self.memory) if self.memory else None
@@ -186,8 +201,10 @@ class BatchJobsTrigger(BaseTrigger):
                 memory.restore(watch)  # into the shared listing: facts about the query's jobs, whoever waits on them
                 if memory.finished and poll.subscribers > 1:  # a poll of the loop joined may predate the restore
                     version += 1
-            if events is not None:
-                events.attach(poll, watch, cadence)
+            if events is not None and not self._events_step(
+                partial(events.attach, poll, watch, cadence), poll, cadence
+            ):
+                events = None
             while True:
                 version, result = await poll.next_result(version)
                 number = poll.poll_number(version)  # read at once: the loop may publish again while this judges
@@ -220,8 +237,8 @@ class BatchJobsTrigger(BaseTrigger):
                         )
                         return
                     self.log.warning("Poll failed (%s); no verdict, asking again in %.1f s.", err, poll.next_delay)
-                    if events is not None:
-                        events.listed(err, number)
+                    if events is not None and not self._events_step(partial(events.listed, err, number), poll, cadence):
+                        events = None
                     continue
                 errors = 0
                 progress = watch.progress(decision)
@@ -229,5 +246,5 @@ class BatchJobsTrigger(BaseTrigger):
                 if decision.verdict is not Verdict.WAITING:
                     yield TriggerEvent(compact_event(decision, self.xcom_detail, self.xcom_max_jobs))
                     return
-                if events is not None:
-                    events.listed(result, number)
+                if events is not None and not self._events_step(partial(events.listed, result, number), poll, cadence):
+                    events = None

@@ -233,6 +233,8 @@ class EventConsumer:
                 event = parse_event(message.get("Body") or "")
             except (MalformedEventError, ForeignEventError) as err:
                 self._dropped(err, message)
+            except Exception as err:  # a bug of ours in parsing: the message must still go, not come back forever
+                self._dropped(MalformedEventError(f"unreadable ({type(err).__name__})"), message)
             else:
                 if self.seen.add(event.event_id):
                     self._deliver(event)

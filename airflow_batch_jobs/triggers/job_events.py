@@ -281,7 +281,11 @@ class BatchJobsEventTrigger(BaseEventTrigger):
                     pause = SUBSCRIBE_BACKOFF_S[0]
                     while True:
                         event = await pending.get()
-                        payload = event_payload(event)
+                        try:
+                            payload = event_payload(event)
+                        except Exception:  # a bug of ours: the others still fire, and the consumer stays
+                            self.log.exception("Cannot fire for the event %s (job %s).", event.event_id, event.job_id)
+                            continue
                         self.fired += 1
                         self.log.info(
                             "AWS Batch job %s (%s) %s: firing (%d fired, %d duplicate(s) dropped).",

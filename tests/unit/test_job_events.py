@@ -463,3 +463,28 @@ def test_recent_ids_are_bounded() -> None:
     assert not ids.add("d")
     with pytest.raises(ValueError):
         RecentIds(0)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"attempts": [{"container": 7}]},  # found by review: passed the shape check, then failed every wait it matched
+        {"attempts": [{"container": {"exitCode": 1}, "taskProperties": 3}]},
+        {"ecsProperties": {"taskProperties": 3}},
+        {"ecsProperties": {"taskProperties": [{"containers": [7]}]}},
+    ],
+)
+def test_a_detail_describe_jobs_would_not_return_is_malformed_once_at_parsing(odd: dict[str, Any]) -> None:
+    with pytest.raises(MalformedEventError, match="DescribeJobs would not return"):
+        parse_event(envelope({**detail(status="SUCCEEDED", attempts=1), **odd}))
+
+
+def test_a_body_nested_deeper_than_python_recurses_is_malformed() -> None:
+    """Found by review: RecursionError escaped the consumer, which then never deleted the message."""
+    deep_json = '{"a":' * 100_000 + "1" + "}" * 100_000
+    with pytest.raises(MalformedEventError, match="nested too deeply"):
+        parse_event(deep_json)
+    deep_parameters = '{"x":' * 2_000 + "{}" + "}" * 2_000  # parsed or not, redacting it must not escape either
+    body = envelope({**detail(status="RUNNING"), "parameters": "DEEP"}).replace('"DEEP"', deep_parameters)
+    with pytest.raises(MalformedEventError, match="nested too deeply"):
+        parse_event(body)
