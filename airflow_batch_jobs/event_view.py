@@ -224,8 +224,18 @@ class EventView:
         if listed is None and not self._admits(event.job):
             return False
         self.unknown.discard(job_id)
+        newly_placed = self._children_wait_for_parents and job_id not in self._groups
         self._put(event.job)
+        if newly_placed:  # its children's events that came first count now (see _admits)
+            prefix = f"{job_id}:"
+            for child_id, child in list(self.events.items()):
+                if child_id.startswith(prefix) and child_id not in self.listed and self.status(child_id) is None:
+                    self._put(child.job)
         return True
+
+    @property
+    def _children_wait_for_parents(self) -> bool:
+        return bool(self.query.job_queue) and self.query.has_created_window and self.policy.include_array_children
 
     def _admits(self, job: Mapping[str, Any]) -> bool:
         """An event-only job the listing would count: not an array child or node where the listing lists none."""
@@ -240,6 +250,12 @@ class EventView:
             return True
         if node:
             return False
+        if child and self._children_wait_for_parents:
+            # a child's createdAt is when its parent started: it counts once the parent is in the view (listed, or
+            # shown by its own events, which the query's created window was applied to)
+            parent = self._groups.get(job_id.rpartition(":")[0])
+            if parent is None or parent.own is None:
+                return False
         return not child or self.policy.include_array_children
 
     def _group_of(self, job_id: str) -> str:

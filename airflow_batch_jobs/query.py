@@ -231,6 +231,11 @@ class JobQuery:
         raise InvalidQueryError("job_ids queries are answered by DescribeJobs, not ListJobs.")
 
     @property
+    def has_created_window(self) -> bool:
+        """``created_after`` or ``created_before`` is set (an array child's own createdAt cannot be held to it)."""
+        return self.created_after is not None or self.created_before is not None
+
+    @property
     def lists_children(self) -> bool:
         """Array children and MNP nodes: filters do not apply, so the listing goes status by status."""
         return bool(self.array_job_id or self.multi_node_job_id)

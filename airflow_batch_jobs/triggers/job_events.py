@@ -247,19 +247,28 @@ class BatchJobsEventTrigger(BaseEventTrigger):
     sleep = staticmethod(asyncio.sleep)  # tests swap it
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_batch_jobs.job_events import RecentIds, event_matches
+        from airflow_batch_jobs.job_events import RecentIds, array_parent_of, event_matches
         from airflow_batch_jobs.triggers.event_consumer import EventConsumer
 
         wanted = ON_STATUSES[self.on]
         pending: asyncio.Queue[JobEvent] = asyncio.Queue()
         read_ids, fired = RecentIds(DEDUP_MEMORY), RecentIds(DEDUP_MEMORY)
 
+        # An array child's own createdAt is when its parent started, not when the parent was created: with a created
+        # window, a child fires only once an event of its parent has shown the parent inside it (the parent sends
+        # events from PENDING on, before it has children).
+        windowed = self.include_array_children and self.query.job_queue is not None and self.query.has_created_window
+        parents_in_window = RecentIds(DEDUP_MEMORY)
+
         def deliver(event: JobEvent) -> None:
             """Every event the consumer reads: keep the ones that fire this trigger, each once."""
             self.read += 1
-            if event.status not in wanted:
-                return
             if not event_matches(self.query, event, include_array_children=self.include_array_children):
+                return
+            parent = array_parent_of(event.job_id)
+            if windowed and parent is None:
+                parents_in_window.add(event.job_id)
+            if event.status not in wanted or (windowed and parent is not None and parent not in parents_in_window):
                 return
             if not read_ids.add(event.event_id) or not fired.add((event.job_id, event.status)):
                 self.duplicates += 1

@@ -580,3 +580,38 @@ async def test_the_emulator_s_job_events_fire_for_the_jobs_that_succeed(monkeypa
     retried = next(p for p in fired if p["job_id"] == ids["etl-retried"])
     assert retried["attempts"] == 2 and retried["exit_code"] == 0
     assert published["duplicated"] == published["events"] > 0  # every event was sent twice, each job fired once
+
+
+def created(body: str, created_at: int) -> str:
+    data = json.loads(body)
+    data["detail"]["createdAt"] = created_at
+    return json.dumps(data)
+
+
+@airflow_3
+def test_children_of_an_array_outside_the_created_window_do_not_fire() -> None:
+    """Found by review: a child's createdAt is when its parent started, so a parent created outside the window had
+    children inside it. A child fires once an event of its parent has shown the parent inside the window."""
+    late = [created(envelope(job, "SUCCEEDED"), T0 + 3_600_000) for job in ("late", "late:0")]
+    sentinel = envelope("job-ok", "SUCCEEDED")  # created at T0
+    fired = [
+        p["job_id"]
+        for p in run_with([*late, sentinel], trigger(created_before=T0 + 1_000, include_array_children=True), "job-ok")
+    ]
+    assert fired == ["job-ok"]
+    early = [
+        created(envelope("early", "SUCCEEDED"), T0 - 3_600_000),
+        created(envelope("early:0", "SUCCEEDED"), T0 + 5_000),
+    ]
+    sentinel = created(envelope("job-ok", "SUCCEEDED"), T0 + 10_000)
+    fired = [
+        p["job_id"]
+        for p in run_with([*early, sentinel], trigger(created_after=T0, include_array_children=True), "job-ok")
+    ]
+    assert fired == ["job-ok"]
+    inside = [created(envelope("arr", "RUNNING"), T0 + 1_000), created(envelope("arr:0", "SUCCEEDED"), T0 + 5_000)]
+    fired = [
+        p["job_id"]
+        for p in run_with([*inside, sentinel], trigger(created_after=T0, include_array_children=True), "job-ok")
+    ]
+    assert fired == ["arr:0", "job-ok"]  # a parent inside the window: its children fire

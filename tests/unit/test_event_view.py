@@ -281,3 +281,16 @@ def test_a_job_listed_submitted_is_no_untold_change() -> None:
     view.rebase([job("j1", "RUNNING")])
     assert view.rebase([job("j1", "RUNNING"), job("j2", "SUBMITTED")]) == 0
     assert view.rebase([job("j1", "RUNNING"), job("j2", "SUBMITTED"), job("j3", "RUNNING")]) == 1
+
+
+def test_with_a_created_window_children_count_once_their_parent_is_in_the_view() -> None:
+    """Found by review: a child's createdAt is when its parent started; the children of an array created outside
+    the window kept the view active (no confirming listing asked for) until the safety net."""
+    query = JobQuery.build(job_queue="queue", job_name="etl-*", created_after=1_700_000_000_000)
+    view = EventView(query, Policy.build(include_array_children=True))
+    view.rebase([job("j1", "SUCCEEDED", 1)])
+    assert not view.add(event(job("arr:0", "RUNNING", 0, jobName="etl-arr")))  # its parent unknown: not counted
+    assert [j["jobId"] for j in view.jobs()] == ["j1"]
+    view.add(event(job("arr", "PENDING", 0, arrayProperties={"size": 1}, jobName="etl-arr")))
+    assert view.status("arr:0") == "RUNNING"  # its parent shown inside the window: the child's event counts now
+    assert view.counts["active"] == 1
