@@ -79,8 +79,14 @@ class EventWait:
         if not self.view.add(event):  # a duplicate, or older than what the wait knows of the job
             return
         self.moved += 1
-        if self.poll is not None and self._predicts():
+        if self.poll is None:
+            return
+        if self._predicts():
             self._confirm(0.0, None)  # a new event: confirm now, whatever the backoff
+        elif event.status == "RUNNABLE" and self.policy.runnable_timeout is not None:
+            # runnable_timeout counts from the listings that see a job RUNNABLE: one within poll_interval, as polling
+            # would, starts the count, and the deadline it arms (_arm_deadlines) ends it on time
+            self.poll.request_listing(self.poll_interval)
 
     def attach(self, poll: SharedPoll, watch: JobWatch, cadence: Cadence) -> None:
         """The wait's shared poll, its cadence there (the safety net's) and its watch: the view judges jobs as the

@@ -549,3 +549,19 @@ async def test_the_sensor_defers_with_events_and_ends_on_the_listing_s_verdict(
         await asyncio.to_thread(sensor.execute_complete, context, payload)
     assert "exit code 3" in str(failed.value)
     assert {r["job_name"] for r in context["ti"].pushed["return_value"]} == {"etl-bad", "etl-ok"}
+
+
+@pytest.mark.slow  # an emulated wait reading moto's SQS: seconds each
+async def test_runnable_timeout_fails_as_soon_as_polling_would(events_emu: BatchEmulator) -> None:
+    """Found by review: a RUNNABLE event armed no deadline (runnable_timeout counts from the listings that see the
+    job RUNNABLE), so the failure waited for the safety net: 250 s after the timeout fell due, polling 58 s. The
+    event now asks for a listing within poke_interval, and that listing arms the deadline."""
+    emu = events_emu
+    emu.add_outcome({"submitted": 60, "runnable": 3000, "attempts": [{"exit_code": 0}]}, name="etl-stuck")
+    job = emu.submit("etl-stuck")  # SUBMITTED past the first listing, then RUNNABLE for an hour
+    with emulated(emu):
+        event, at = await verdict_of(wait_on(emu, runnable_timeout=120), emu)
+    assert event["status"] == "failure" and "etl-stuck" in event["message"], event["message"]
+    created = emu.client().describe_jobs(jobs=[job])["jobs"][0]["createdAt"]
+    after_due_s = (at - created) / 1000 - 60 - 120
+    assert after_due_s <= 2 * INTERVAL + 2, after_due_s  # polling's bound; the safety net is 10 intervals
