@@ -44,15 +44,16 @@ def model_loader(service: str, data_path: str | None = None) -> botocore.loaders
         return loader
 
 
-def default_data_path() -> str | None:
-    path = botocore.session.Session().get_config_variable("data_path")
+def data_path_of(session: Any) -> str | None:
+    """The botocore data path a session reads models from (``AWS_DATA_PATH``, or ``data_path`` in the AWS config)."""
+    path = session.get_config_variable("data_path")
     return str(path) if path else None
 
 
 def warm_models(service: str) -> None:
     """:func:`model_loader` for botocore's default data path (``AWS_DATA_PATH``, or ``data_path`` in the AWS
     config). Blocking."""
-    model_loader(service, default_data_path())
+    model_loader(service, data_path_of(botocore.session.Session()))
 
 
 class ModelsOffTheLoop:
@@ -71,7 +72,5 @@ class ModelsOffTheLoop:
         amazon provider calls it in a thread)."""
         session = super().get_session(region_name=region_name, deferrable=deferrable)  # type: ignore[misc]
         if deferrable:
-            data_path = session.get_config_variable("data_path")
-            loader = model_loader(str(self.client_type), str(data_path) if data_path else None)
-            session.register_component("data_loader", loader)
+            session.register_component("data_loader", model_loader(str(self.client_type), data_path_of(session)))
         return session
