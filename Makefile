@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint typecheck unit demo bench faults fuzz clean
 
+# Python's bytecode cache (__pycache__) stays on where the environment turns it off (PYTHONDONTWRITEBYTECODE, set on
+# our CI machines): without it every process (each test worker, each Airflow process of the demo and the e2e tests)
+# compiles Airflow's modules again, 6 s of CPU per process, and pytest rewrites every test module again.
+unexport PYTHONDONTWRITEBYTECODE
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv

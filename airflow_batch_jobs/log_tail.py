@@ -3,7 +3,8 @@ bounded time without ever touching the verdict.
 
 **Where it is read.** On the worker, where the task's verdict becomes its outcome (``finish``: the poke that decided,
 ``execute_complete`` after the trigger, the check operator's ``execute``), with the amazon provider's
-:class:`~airflow.providers.amazon.aws.hooks.logs.AwsLogsHook` and its blocking client. Not in the trigger, because:
+:class:`~airflow.providers.amazon.aws.hooks.logs.AwsLogsHook` (as
+:class:`~airflow_batch_jobs.hooks.failure_logs.FailureLogsHook`) and its blocking client. Not in the trigger, because:
 
 - one path serves poke, reschedule, deferrable and the check operator: the same lines, the same bound;
 - the trigger's event is stored in the metadata database and handed on as it is: job output there would bloat it
@@ -168,11 +169,12 @@ class _Clients:
             return self._clients[region]
 
     def _make(self, region: str | None) -> Any:
-        from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
         from botocore.config import Config
 
+        from airflow_batch_jobs.hooks.failure_logs import FailureLogsHook
+
         task = self.task
-        hook = AwsLogsHook(
+        hook = FailureLogsHook(
             aws_conn_id=task.aws_conn_id,
             region_name=region or task.region_name,
             verify=task.verify,

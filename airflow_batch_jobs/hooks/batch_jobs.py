@@ -15,7 +15,8 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.config import Config
 
 from airflow_batch_jobs import log_redaction
-from airflow_batch_jobs.hooks.models import ModelsOffTheLoop
+from airflow_batch_jobs.hooks.caller import QuickCaller
+from airflow_batch_jobs.hooks.models import SharedModels
 from airflow_batch_jobs.query import ALL_STATUSES
 
 if TYPE_CHECKING:
@@ -88,9 +89,9 @@ def select(query: JobQuery, listings: Iterable[Iterable[dict[str, Any]]]) -> lis
     return [job for job in merge_listings(listings) if query.matches(job)]
 
 
-class BatchJobsHook(ModelsOffTheLoop, AwsBaseHook):
-    """Interact with AWS Batch ListJobs / DescribeJobs through an Airflow ``aws`` connection. Its async client's
-    models are parsed in a thread, once per process (:class:`~airflow_batch_jobs.hooks.models.ModelsOffTheLoop`).
+class BatchJobsHook(QuickCaller, SharedModels, AwsBaseHook):
+    """Interact with AWS Batch ListJobs / DescribeJobs through an Airflow ``aws`` connection. Its clients' models are
+    parsed once per process, an async client's in a thread (:class:`~airflow_batch_jobs.hooks.models.SharedModels`).
 
     :param aws_conn_id: the Airflow connection (``endpoint_url`` in its extra reaches a local emulator).
     :param region_name: overrides the connection's region.

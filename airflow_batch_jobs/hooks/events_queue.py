@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-from airflow_batch_jobs.hooks.models import ModelsOffTheLoop
+from airflow_batch_jobs.hooks.caller import QuickCaller
+from airflow_batch_jobs.hooks.models import SharedModels
 
 
-class EventsQueueHook(ModelsOffTheLoop, SqsHook):
-    """The amazon provider's ``SqsHook``, its async client's models parsed in a thread once per process: the
-    consumer makes its client again after each failure to read the queue, on the triggerer's event loop."""
+class EventsQueueHook(QuickCaller, SharedModels, SqsHook):
+    """The amazon provider's ``SqsHook``, its client's models parsed once per process and in a thread: the consumer
+    makes its client again after each failure to read the queue, on the triggerer's event loop."""

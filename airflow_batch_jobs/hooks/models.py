@@ -1,10 +1,11 @@
-"""botocore's models loaded off the event loop, once per process: aiobotocore parses a service's model files inside
-``create_client``, on the event loop, with the session's own loader. The first Batch client of a triggerer held its
-loop for 0.1 s to a second; an SQS client (the job-event consumer's, made again after each failure to read its
+"""botocore's models loaded once per process, and off the event loop: aiobotocore parses a service's model files
+inside ``create_client``, on the event loop, with the session's own loader. The first Batch client of a triggerer held
+its loop for 0.1 s to a second; an SQS client (the job-event consumer's, made again after each failure to read its
 queue) 0.4 to 0.5 s. A session given :func:`model_loader`'s loader finds them loaded.
 
-:class:`ModelsOffTheLoop` is the hook side: mixed into an ``AwsBaseHook`` subclass, its async sessions use that
-loader, warmed in a thread first.
+:class:`SharedModels` is the hook side: mixed into an ``AwsBaseHook`` subclass, its async sessions use that loader,
+warmed in a thread first, and its blocking sessions share it too (each boto3 session otherwise parses botocore's
+endpoints and the service's models again: about 0.1 s for every hook a worker process makes).
 """
 
 from __future__ import annotations
@@ -22,16 +23,24 @@ _WARMED: set[tuple[str | None, str]] = set()
 _MODEL_LOADERS_LOCK = threading.Lock()
 
 
-def model_loader(service: str, data_path: str | None = None) -> botocore.loaders.Loader:
-    """A botocore data loader holding what a ``service`` client is made from (its service model, endpoint rules and
-    paginators; the endpoints, partitions, retry and defaults data), loaded once per process and data path.
-
-    Blocking: call it off the event loop. The loads are exactly a client's: a throwaway blocking client is made from
-    the loader (no call is sent), and its paginators read."""
+def shared_loader(data_path: str | None = None) -> botocore.loaders.Loader:
+    """The process's botocore data loader for ``data_path``: what one session's clients have parsed, the next
+    session's find parsed."""
     with _MODEL_LOADERS_LOCK:
         loader = _MODEL_LOADERS.get(data_path)
         if loader is None:
             loader = _MODEL_LOADERS[data_path] = botocore.loaders.create_loader(data_path)
+        return loader
+
+
+def model_loader(service: str, data_path: str | None = None) -> botocore.loaders.Loader:
+    """:func:`shared_loader`, holding what a ``service`` client is made from (its service model, endpoint rules and
+    paginators; the endpoints, partitions, retry and defaults data).
+
+    Blocking: call it off the event loop. The loads are exactly a client's: a throwaway blocking client is made from
+    the loader (no call is sent), and its paginators read."""
+    loader = shared_loader(data_path)
+    with _MODEL_LOADERS_LOCK:
         if (data_path, service) not in _WARMED:
             session = botocore.session.Session()
             session.register_component("data_loader", loader)
@@ -56,9 +65,9 @@ def warm_models(service: str) -> None:
     model_loader(service, data_path_of(botocore.session.Session()))
 
 
-class ModelsOffTheLoop:
-    """For an ``AwsBaseHook`` subclass (before it in the bases): its async client's models are parsed in a thread,
-    once per process, not on the event loop."""
+class SharedModels:
+    """For an ``AwsBaseHook`` subclass (before it in the bases): its clients' models are parsed once per process,
+    and an async client's in a thread, not on the event loop."""
 
     client_type: str | None
 
@@ -68,9 +77,12 @@ class ModelsOffTheLoop:
         return await super().get_async_conn()  # type: ignore[misc]
 
     def get_session(self, region_name: str | None = None, deferrable: bool = False) -> Any:
-        """The amazon provider's session; an async one reads models through :func:`model_loader`. Blocking (the
-        amazon provider calls it in a thread)."""
+        """The amazon provider's session, reading models through :func:`shared_loader` (an async one's warmed by
+        :func:`model_loader`). Blocking (the amazon provider calls it in a thread)."""
         session = super().get_session(region_name=region_name, deferrable=deferrable)  # type: ignore[misc]
         if deferrable:
             session.register_component("data_loader", model_loader(str(self.client_type), data_path_of(session)))
+        else:  # a boto3 session: its botocore session makes the clients
+            core = session._session
+            core.register_component("data_loader", shared_loader(data_path_of(core)))
         return session

@@ -87,3 +87,20 @@ def test_the_event_consumers_client_parses_no_model_on_the_event_loop(
     on_loop = [path for thread, path in model_files_read if thread == loop_thread]
     assert on_loop == []
     assert any("sqs" in path and "service-2" in path for _, path in model_files_read), model_files_read
+
+
+def blocking_clients() -> None:
+    """The blocking clients a worker process makes (no call sent): a sensor's Batch client and a failure report's
+    logs client."""
+    from airflow_batch_jobs.hooks.failure_logs import FailureLogsHook
+
+    BatchJobsHook().get_client_type()
+    FailureLogsHook(region_name="us-east-1").get_client_type()
+
+
+def test_blocking_clients_share_the_models_parsed_by_the_first(emu: BatchEmulator, model_files_read: list) -> None:
+    blocking_clients()
+    loaded = [path for _, path in model_files_read]
+    assert any("batch" in path for path in loaded) and any("logs" in path for path in loaded), loaded
+    blocking_clients()  # new hooks, new boto3 sessions: nothing parsed again (before: endpoints, models, rules)
+    assert [path for _, path in model_files_read] == loaded
