@@ -1,8 +1,8 @@
 """The amazon provider's user-agent ``Caller/`` name, found without reading source files.
 
 ``AwsBaseHook`` names the operator that made a client (``Caller/BatchJobsSensor`` in the user agent) by calling
-``inspect.stack()``, which reads the source line of every frame on the stack: 20 to 100 ms per client on a deep stack,
-on the triggerer's event loop for an async client. :class:`QuickCaller` gives the same name by walking the frames.
+``inspect.stack()``, which reads the source line of every frame on the stack: 20 to 100 ms per client on a deep stack
+(a test run's; a worker's is shallower). :class:`QuickCaller` gives the same name by walking the frames.
 """
 
 from __future__ import annotations
