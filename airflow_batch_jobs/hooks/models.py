@@ -14,6 +14,7 @@ import asyncio
 import threading
 from typing import Any
 
+import boto3.session
 import botocore.loaders
 import botocore.session
 
@@ -82,7 +83,7 @@ class SharedModels:
         session = super().get_session(region_name=region_name, deferrable=deferrable)  # type: ignore[misc]
         if deferrable:
             session.register_component("data_loader", model_loader(str(self.client_type), data_path_of(session)))
-        else:  # a boto3 session: its botocore session makes the clients
+        elif isinstance(session, boto3.session.Session):  # its botocore session makes the clients
             core = session._session
             core.register_component("data_loader", shared_loader(data_path_of(core)))
         return session
