@@ -35,9 +35,9 @@ UNIT_WORKERS ?= 2
 unit: install
 	$(BIN)/pytest -q -n $(UNIT_WORKERS) -m "not e2e and not slow"
 
-# CI's test command: lint, types and the whole suite, e2e and slow tests included.
+# CI's test command: lint, types and the whole suite, e2e and slow tests included; the 15 slowest tests listed.
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 demo: install
 	$(BIN)/python demo/run.py
